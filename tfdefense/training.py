@@ -1,0 +1,209 @@
+"""One training loop for every family: `keras.Model.fit`, a checkpoint every
+epoch, exact resume after a kill, and a model card at the end.
+
+Example:
+    >>> from tfdefense import training
+    >>> training.train_and_evaluate("classifier_c_mnist", "/tmp/run_c",
+    ...                             overrides={"epochs": 1})   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+
+import keras
+import numpy as np
+
+from tfdefense import datasets, registry
+
+CHECKPOINT = "checkpoint.weights.h5"
+STATE = "state.json"
+TRAIN_DEFAULTS = {"epochs": 10, "batch_size": 100, "learning_rate": 1e-3, "seed": 0,
+                  "steps_per_epoch": None, "validation_steps": None, "dtype_policy": "float32"}
+
+
+def train_config(entry, overrides=None):
+    """The entry's training settings with defaults and ``overrides`` applied."""
+    config = dict(TRAIN_DEFAULTS, **entry.get("train", {}))
+    for key, value in (overrides or {}).items():
+        if key not in config:
+            raise ValueError(f"Unknown training setting {key!r}; known: {', '.join(sorted(config))}.")
+        config[key] = value
+    return config
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Writes weights (optimizer state included) and progress after every epoch.
+
+    Files are written to a temporary name and renamed, so a kill mid-write
+    leaves the previous checkpoint intact.
+    """
+
+    def __init__(self, workdir, state):
+        super().__init__()
+        self.workdir = workdir
+        self.state = state
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state["epoch"] = epoch + 1
+        self.state["wall_time_s"] = self.state.get("wall_time_s", 0.0) + time.time() - self._start
+        self.state.setdefault("history", []).append(
+            {k: float(v) for k, v in (logs or {}).items()})
+        tmp = os.path.join(self.workdir, "tmp." + CHECKPOINT)
+        self.model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, os.path.join(self.workdir, CHECKPOINT))
+        write_json(os.path.join(self.workdir, STATE), self.state)
+
+
+def train_and_evaluate(name_or_entry, workdir, *, resume=False, overrides=None,
+                       publish_dir=None, verbose="auto"):
+    """Trains a registered entry, checkpointing every epoch, and writes its card.
+
+    Args:
+        name_or_entry: a registered name, or an entry dict (tests use tiny ones).
+        workdir: folder for checkpoints, logs and the final ``export/``.
+        resume: continue from the checkpoint in ``workdir``. Without it an
+            existing checkpoint is never overwritten.
+        overrides: training settings to change (``epochs``, ``batch_size``, ...).
+        publish_dir: if given, the finished weights and card are copied to
+            ``publish_dir/<entry path>/`` (e.g. the repository's ``saved_models``).
+        verbose: Keras ``fit`` verbosity; "auto" shows a bar on a terminal and
+            one line per epoch in a log file.
+
+    Returns:
+        The model card (dict).
+    """
+    entry = registry.get_entry(name_or_entry) if isinstance(name_or_entry, str) else dict(name_or_entry)
+    config = train_config(entry, overrides)
+    family = registry.get_family(entry["family"])
+    os.makedirs(workdir, exist_ok=True)
+    state_path = os.path.join(workdir, STATE)
+    if os.path.exists(state_path) and not resume:
+        raise FileExistsError(f"{workdir} already holds a checkpoint; pass --resume to continue it, "
+                              "or choose another --workdir.")
+    state = read_json(state_path) if resume and os.path.exists(state_path) else {}
+    if state and state.get("config", config) != config:
+        print(f"note: resuming with changed settings {config} (was {state['config']})", file=sys.stderr)
+    state["config"] = config
+
+    keras.utils.set_random_seed(config["seed"] + state.get("epoch", 0))
+    previous_policy = keras.config.dtype_policy()
+    # mixed_bfloat16 keeps float32 master weights, so saved weights stay float32.
+    keras.config.set_dtype_policy(config["dtype_policy"])
+    try:
+        return _train(entry, config, family, workdir, state, publish_dir, verbose)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _train(entry, config, family, workdir, state, publish_dir, verbose):
+    model = family.build_for_training(entry, config)
+    if not model.built:  # subclassed models: create every variable before a checkpoint loads
+        model(np.zeros((1, *datasets.IMAGE_SHAPE), "float32"), training=False)
+    if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    initial_epoch = 0
+    if state.get("epoch"):
+        model.load_weights(os.path.join(workdir, CHECKPOINT))
+        initial_epoch = state["epoch"]
+        print(f"Resuming {entry['name']} from epoch {initial_epoch}/{config['epochs']}.", file=sys.stderr)
+
+    dataset = entry["metadata"]["dataset"]
+    train = datasets.as_dataset(dataset, "train", config["batch_size"], seed=config["seed"] + initial_epoch,
+                                drop_remainder=True)
+    val = datasets.as_dataset(dataset, "validation", config["batch_size"])
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    if initial_epoch < config["epochs"]:
+        model.fit(train, validation_data=val, epochs=config["epochs"], initial_epoch=initial_epoch,
+                  steps_per_epoch=config["steps_per_epoch"], validation_steps=config["validation_steps"],
+                  callbacks=[EpochCheckpoint(workdir, state)], verbose=verbose)
+
+    export = os.path.join(workdir, "export")
+    shutil.rmtree(export, ignore_errors=True)
+    os.makedirs(export)
+    files = family.save(model, entry, export)
+    card = make_card(entry, config, state, family.measure(model, entry), export, files)
+    write_card(export, card)
+    if publish_dir:
+        publish(export, os.path.join(publish_dir, entry["path"]))
+    return card
+
+
+def make_card(entry, config, state, measured, folder, files):
+    import tensorflow as tf
+
+    from tfdefense import __version__
+
+    return {
+        "name": entry["name"],
+        "family": entry["family"],
+        "dataset": entry["metadata"]["dataset"],
+        "architecture": entry["config"],
+        "description": entry["metadata"].get("description", ""),
+        "training": {
+            **config,
+            "epochs_completed": state.get("epoch", 0),
+            "wall_time_s": round(state.get("wall_time_s", 0.0), 1),
+            "command": f"tfdefense train {entry['name']}",
+            "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
+            "tensorflow": tf.__version__, "keras": keras.__version__, "tfdefense": __version__,
+            "final_logs": state.get("history", [{}])[-1] if state.get("history") else {},
+        },
+        "measured": measured,
+        "reported": entry["metadata"].get("reported", {}),
+        "reference": entry["metadata"].get("reference", ""),
+        "files": {f: registry.sha256(os.path.join(folder, f)) for f in files},
+    }
+
+
+def write_card(folder, card):
+    """Writes ``model_card.json`` and a short ``README.md`` rendered from it."""
+    write_json(os.path.join(folder, registry.CARD), card)
+    t = card["training"]
+    lines = [f"# {card['name']}", "", card.get("description", ""), "",
+             f"- family: `{card['family']}`, dataset: `{card['dataset']}`",
+             f"- architecture: `{json.dumps(card['architecture'])}`",
+             f"- training: {t['epochs_completed']}/{t['epochs']} epochs, batch {t['batch_size']}, "
+             f"Adam lr {t['learning_rate']}, seed {t['seed']}, {t['wall_time_s'] / 60:.1f} min on "
+             f"{t['machine']} (`{t['command']}`)", "", "## Measured by tfdefense", ""]
+    lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card["measured"].items()]
+    if card.get("reported"):
+        lines += ["", "## Reported in the paper (targets, not measurements)", ""]
+        lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card["reported"].items()]
+        lines += ["", f"Reference: {card.get('reference', '')}"]
+    lines += ["", "## Files (sha256, checked at load)", ""]
+    lines += [f"- `{f}`: `{h}`" for f, h in card["files"].items()]
+    with open(os.path.join(folder, "README.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def publish(src, dst):
+    """Copies a finished export to ``dst`` (replacing it as a whole)."""
+    tmp = dst.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
+
+
+def write_json(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
