@@ -3,7 +3,7 @@
 Usage:
     tfdefense list
     tfdefense train <name> [--workdir=DIR] [--resume] [--epochs=N] [--publish]
-    tfdefense evaluate <name> [--split=test] [--n=N]
+    tfdefense evaluate [<name>] [--split=test] [--n=N]
 """
 
 import json
@@ -26,6 +26,7 @@ flags.DEFINE_string("split", "test", "Split for `evaluate`.")
 flags.DEFINE_integer("n", None, "Evaluate on the first n examples of the split.")
 
 COMMANDS = ("list", "train", "evaluate")
+DEFAULT_MODEL = "classifier_a_mnist"  # what `tfdefense evaluate` runs without a name
 
 
 def _usage(msg):
@@ -75,12 +76,12 @@ def _parse_settings(pairs, known):
 
 
 def cmd_evaluate(args):
-    if len(args) != 1:
+    if len(args) > 1:
         _usage("evaluate takes one model name.")
     import tfdefense
     from tfdefense import datasets, evaluation, registry
 
-    name = args[0]
+    name = args[0] if args else DEFAULT_MODEL
     entry = registry.get_entry(name)
     model = tfdefense.load(name)
     x, y = datasets.load(entry["metadata"]["dataset"], FLAGS.split)

@@ -32,7 +32,7 @@ def encoder(latent_dim=128, filters=64, input_shape=IMAGE_SHAPE, name="encoder")
 
     Example:
         >>> encoder().count_params()
-        1552128
+        1552000
     """
     return keras.Sequential([keras.Input(input_shape), *_conv_stack(filters, name),
                              layers.Dense(latent_dim, activation="tanh", name=f"{name}_code")], name=name)
@@ -47,7 +47,7 @@ def decoder(latent_dim=128, filters=64, name="decoder"):
 
     Example:
         >>> decoder().count_params()
-        1555137
+        1554945
     """
     return keras.Sequential([
         keras.Input((latent_dim,)),
@@ -71,7 +71,7 @@ def discriminator(filters=64, input_shape=IMAGE_SHAPE, name="discriminator"):
 
     Example:
         >>> discriminator().count_params()
-        1030529
+        1031681
     """
     return keras.Sequential([keras.Input(input_shape), *_conv_stack(filters, name),
                              layers.Dense(1, name=f"{name}_logit", dtype="float32")], name=name)

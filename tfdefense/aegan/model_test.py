@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from tfdefense import testing
+from tfdefense.aegan import builders, losses
+from tfdefense.aegan.model import AEGAN
+
+TINY = {"latent_dim": 4, "filters": 2}
+
+
+@pytest.mark.parametrize("builder,params", [(builders.encoder, 1552000), (builders.decoder, 1554945),
+                                            (builders.discriminator, 1031681)])
+def test_table6_parameter_counts(builder, params):
+    assert builder().count_params() == params
+
+
+def test_shapes_and_ranges():
+    model = AEGAN.from_config_dict(TINY)
+    x = testing.tiny_images(2)
+    z = np.asarray(model.encoder(x, training=False))
+    assert z.shape == (2, 4) and np.all(np.abs(z) <= 1)
+    out = np.asarray(model(x))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("settings", [{}, {"adversarial": False}, {"noise_eta": 0.0}])
+def test_train_step_eager_and_compiled(settings):
+    model = AEGAN.from_config_dict({**TINY, **settings})
+    model.compile()
+    histories = testing.run_train_step_test(model, testing.tiny_images(4), steps=2)
+    keys = set(histories[0])
+    assert "recon_loss" in keys
+    assert ("d_loss" in keys) == settings.get("adversarial", True)
+
+
+def test_plain_ae_has_no_discriminator():
+    model = AEGAN.from_config_dict({**TINY, "adversarial": False})
+    assert model.discriminator is None
+
+
+def test_training_reduces_reconstruction():
+    x = np.repeat(testing.tiny_images(1), 8, axis=0)
+    model = AEGAN.from_config_dict({**TINY, "adversarial": False, "noise_eta": 0.0})
+    model.compile()
+    before = float(losses.reconstruction_loss(x, model(x)))
+    model.fit(x, epochs=30, batch_size=8, verbose=0)
+    assert float(losses.reconstruction_loss(x, model(x))) < before
+
+
+def test_serialization(tmp_path):
+    model = AEGAN.from_config_dict(TINY)
+    testing.run_serialization_test(model, tmp_path, testing.tiny_images(2))
+
+
+def test_losses_basic_values():
+    zeros = np.zeros((3, 1), "float32")
+    assert float(losses.discriminator_loss(zeros, zeros)) == pytest.approx(2 * np.log(2), rel=1e-5)
+    assert float(losses.generator_loss(zeros)) == pytest.approx(np.log(2), rel=1e-5)
+    x = np.zeros((2, 28, 28, 1), "float32")
+    assert float(losses.reconstruction_loss(x, x + 0.1)) == pytest.approx(784 * 0.01, rel=1e-4)

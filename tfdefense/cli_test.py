@@ -1,0 +1,32 @@
+import os
+import subprocess
+import sys
+
+
+def _run(*args, env=None):
+    return subprocess.run([sys.executable, "-c", "from tfdefense.cli import run; run()", *args],
+                          capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_list_and_unknown_model():
+    out = _run("list")
+    assert out.returncode == 0 and "classifier_a_mnist" in out.stdout
+    bad = _run("evaluate", "nope_mnist")
+    assert bad.returncode == 1 and "Unknown model 'nope_mnist'" in bad.stderr
+
+
+def test_train_smoke_and_evaluate(tiny_data_dir, tmp_path):
+    workdir = str(tmp_path / "w")
+    env = {"TFDEFENSE_MODELS_DIR": str(tmp_path / "zoo")}
+    out = _run("train", "classifier_c_mnist", f"--workdir={workdir}", "--epochs=1", "--steps_per_epoch=2",
+               "--publish", env=env)
+    assert out.returncode == 0, out.stderr
+    assert os.path.isfile(tmp_path / "zoo" / "classifier_c_mnist" / "model_card.json")
+    ev = _run("evaluate", "classifier_c_mnist", "--n=50", env=env)
+    assert ev.returncode == 0, ev.stderr
+    assert '"n": 50' in ev.stdout and "clean_accuracy" in ev.stdout
+
+
+def test_set_with_publish_is_refused(tmp_path):
+    out = _run("train", "aegan_mnist", "--set=adversarial=false", "--publish", f"--workdir={tmp_path}")
+    assert out.returncode == 1 and "variant" in out.stderr

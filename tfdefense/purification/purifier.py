@@ -1,0 +1,93 @@
+"""`Purifier`: a Keras layer over `latent_search`."""
+
+import keras
+import tensorflow as tf
+
+from tfdefense.purification import search
+
+
+@keras.saving.register_keras_serializable(package="tfdefense")
+class Purifier(keras.layers.Layer):
+    """Projects images onto the range of a decoder by latent search.
+
+    With an ``encoder`` the first start is F(x) (AE-GAN+rs); the other
+    ``restarts - 1`` starts (all of them without an encoder, as in
+    Defense-GAN) are random codes drawn statelessly from ``seed``.
+
+    Args:
+        decoder: G, codes -> images; always called with ``training=False``.
+        encoder: optional F, images -> codes.
+        steps: L gradient steps.
+        step_size: initial step size (halved every ``decay_every`` steps).
+        restarts: R starting codes per image.
+        prior: "uniform" (codes in [-1, 1]) or "normal" for random starts.
+        z_clip: clip codes to [-z_clip, z_clip]; None for no clipping.
+
+    Call args:
+        x: float32 images [N, 28, 28, 1].
+        seed: int seed for the random restarts.
+
+    Returns:
+        dict with ``images``, ``codes``, ``errors`` (per-image MSE).
+
+    Example:
+        >>> purifier = Purifier(decoder, encoder, steps=15, step_size=0.02)   # doctest: +SKIP
+        >>> out = purifier(x)                                                  # doctest: +SKIP
+    """
+
+    def __init__(self, decoder, encoder=None, steps=15, step_size=0.02, restarts=1, decay_every=5,
+                 decay=0.5, prior="uniform", z_clip=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if restarts < 1:
+            raise ValueError(f"restarts must be >= 1, got {restarts}.")
+        if prior not in ("uniform", "normal"):
+            raise ValueError(f"prior must be 'uniform' or 'normal', got {prior!r}.")
+        self.decoder = decoder
+        self.encoder = encoder
+        self.steps = int(steps)
+        self.step_size = float(step_size)
+        self.restarts = int(restarts)
+        self.decay_every = int(decay_every)
+        self.decay = float(decay)
+        self.prior = prior
+        self.z_clip = z_clip
+        self.latent_dim = int(decoder.inputs[0].shape[-1])
+        self._run = tf.function(self._purify, reduce_retracing=True)
+        self.built = True
+
+    def initial_codes(self, x, seed=0):
+        """Starting codes [R, N, d]: F(x) first when there is an encoder."""
+        batch = tf.shape(x)[0]
+        n_random = self.restarts - (1 if self.encoder is not None else 0)
+        starts = []
+        if self.encoder is not None:
+            starts.append(tf.cast(self.encoder(x, training=False), tf.float32)[None])
+        if n_random:
+            starts.append(search.random_codes(batch, self.latent_dim, n_random, seed, self.prior))
+        return tf.concat(starts, axis=0) if len(starts) > 1 else starts[0]
+
+    def _purify(self, x, seed):
+        result = search._search(self.decoder, x, self.initial_codes(x, seed), self.steps, self.step_size,
+                                self.decay_every, self.decay, self.z_clip)
+        return result._asdict()
+
+    def call(self, x, seed=0):
+        return self._run(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(seed, tf.int32))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "encoder": keras.saving.serialize_keras_object(self.encoder) if self.encoder else None,
+            "steps": self.steps, "step_size": self.step_size, "restarts": self.restarts,
+            "decay_every": self.decay_every, "decay": self.decay, "prior": self.prior, "z_clip": self.z_clip,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("decoder", "encoder"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)

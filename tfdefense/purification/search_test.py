@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdefense.purification import search
+
+def linear_decoder(latent=3, seed=0):
+    """G(z) = sigmoid-free linear map to 28x28x1: the search is a least-squares problem."""
+    rng = np.random.default_rng(seed)
+    w = tf.constant(rng.normal(size=(latent, 784)).astype("float32") / 28)
+
+    class Dec:
+
+        def __call__(self, z, training=False):
+            return tf.reshape(tf.matmul(z, w), [-1, 28, 28, 1])
+    return Dec(), w
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_search_recovers_code_of_a_decoded_image(compiled):
+    dec, w = linear_decoder()
+    z_true = tf.constant([[0.5, -0.3, 0.2], [-0.1, 0.4, 0.0]])
+    x = dec(z_true)
+    z0 = tf.zeros([1, 2, 3])
+    fn = tf.function(search._search) if compiled else search._search
+    res = fn(dec, x, z0, 60, 0.5, 20, 0.5, 1.0)
+    np.testing.assert_allclose(res.codes.numpy(), z_true.numpy(), atol=1e-2)
+    assert res.errors.shape == (2,) and np.all(res.errors.numpy() < 1e-4)
+
+def test_zero_steps_returns_the_start_and_best_restart_is_kept():
+    dec, _ = linear_decoder()
+    z_true = tf.constant([[0.5, -0.3, 0.2]])
+    x = dec(z_true)
+    starts = tf.stack([tf.constant([[0.9, 0.9, 0.9]]), z_true])  # restart 1 is exact
+    res = search.latent_search(dec, x, starts, steps=0, step_size=1.0)
+    np.testing.assert_allclose(res.codes.numpy(), z_true.numpy())
+    assert float(res.errors[0]) == pytest.approx(0.0, abs=1e-10)
+
+def test_codes_stay_clipped():
+    dec, _ = linear_decoder()
+    x = dec(tf.constant([[5.0, 5.0, 5.0]]))  # outside the code box
+    res = search.latent_search(dec, x, tf.zeros([1, 1, 3]), steps=30, step_size=1.0)
+    assert np.all(np.abs(res.codes.numpy()) <= 1.0)
+
+@pytest.mark.parametrize("kwargs,match", [({"steps": -1}, "steps"), ({"step_size": 0}, "step_size"),
+                                          ({"decay_every": 0}, "decay_every"), ({"decay": 2}, "decay")])
+def test_bad_settings(kwargs, match):
+    dec, _ = linear_decoder()
+    args = {"steps": 1, "step_size": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        search.latent_search(dec, tf.zeros([1, 28, 28, 1]), tf.zeros([1, 1, 3]), **args)
+
+def test_random_codes_reproducible_and_bounded():
+    a = search.random_codes(4, 3, 2, seed=7)
+    b = search.random_codes(4, 3, 2, seed=7)
+    c = search.random_codes(4, 3, 2, seed=8)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert not np.allclose(a.numpy(), c.numpy())
+    assert a.shape == (2, 4, 3) and np.all(np.abs(a.numpy()) <= 1)

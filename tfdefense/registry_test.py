@@ -1,0 +1,70 @@
+import json
+import os
+import shutil
+
+import pytest
+
+import tfdefense
+from tfdefense import registry
+
+
+def test_list_models_has_the_zoo():
+    names = tfdefense.list_models()
+    for n in ("classifier_a_mnist", "classifier_b_fmnist", "classifier_c_mnist", "aegan_mnist", "aegan_fmnist"):
+        assert n in names
+    assert names == sorted(names)
+
+
+def test_unknown_name_lists_available():
+    with pytest.raises(tfdefense.UnknownModelError) as info:
+        tfdefense.load("aegan_cifar")
+    assert "aegan_cifar" in str(info.value) and "classifier_a_mnist" in str(info.value)
+
+
+def test_duplicate_registration_raises():
+    entry = registry.get_entry("classifier_a_mnist")
+    with pytest.raises(KeyError, match="already registered"):
+        registry.register("classifier_a_mnist", entry)
+
+
+def _fake_models_dir(tmp_path, monkeypatch, name="classifier_c_mnist"):
+    from tfdefense.classifiers import builders
+
+    folder = tmp_path / name
+    folder.mkdir()
+    builders.classifier_c().save_weights(str(folder / "model.weights.h5"))
+    card = {"name": name, "files": {"model.weights.h5": registry.sha256(str(folder / "model.weights.h5"))}}
+    (folder / registry.CARD).write_text(json.dumps(card))
+    monkeypatch.setenv(registry.MODELS_ENV, str(tmp_path))
+    return folder
+
+
+def test_load_verifies_sha256(tmp_path, monkeypatch):
+    folder = _fake_models_dir(tmp_path, monkeypatch)
+    assert tfdefense.load("classifier_c_mnist").count_params() == 199210
+    with open(folder / "model.weights.h5", "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(tfdefense.WeightsError, match="sha256"):
+        tfdefense.load("classifier_c_mnist")
+
+
+def test_missing_weights_say_how_to_train(tmp_path, monkeypatch):
+    folder = _fake_models_dir(tmp_path, monkeypatch)
+    shutil.rmtree(folder)
+    with pytest.raises(tfdefense.WeightsError, match="tfdefense train classifier_c_mnist"):
+        tfdefense.load("classifier_c_mnist")
+
+
+def test_classifier_takes_no_overrides(tmp_path, monkeypatch):
+    _fake_models_dir(tmp_path, monkeypatch)
+    with pytest.raises(TypeError, match="no inference settings"):
+        tfdefense.load("classifier_c_mnist", steps=3)
+
+
+def test_shipped_cards_match_their_files():
+    root = registry.models_dir()
+    for name in os.listdir(root) if os.path.isdir(root) else []:
+        if os.path.isfile(os.path.join(root, name, registry.CARD)):
+            card = registry.read_card(os.path.join(root, name), verify=True)
+            assert card["name"] == name and card["files"]
+            assert card["measured"], f"{name} card has no measured numbers"

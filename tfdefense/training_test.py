@@ -1,0 +1,47 @@
+import json
+import os
+
+import pytest
+
+from tfdefense import registry, training
+
+TINY = {"family": "classifier", "config": {"arch": "c", "units": 8}, "path": "tiny_c", "name": "tiny_c",
+        "train": {"epochs": 1, "batch_size": 20, "learning_rate": 1e-2, "seed": 0},
+        "metadata": {"dataset": "mnist", "reported": {"clean_accuracy": 0.5}}}
+
+
+def test_train_writes_card_and_resumes(tiny_data_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    card = training.train_and_evaluate(TINY, workdir, verbose=0)
+    assert card["training"]["epochs_completed"] == 1
+    assert 0.0 <= card["measured"]["clean_accuracy"]["value"] <= 1.0
+    assert card["reported"] == {"clean_accuracy": 0.5}
+    export = os.path.join(workdir, "export")
+    assert registry.read_card(export)["files"]["model.weights.h5"] == card["files"]["model.weights.h5"]
+
+    with pytest.raises(FileExistsError, match="--resume"):
+        training.train_and_evaluate(TINY, workdir, verbose=0)
+
+    publish = str(tmp_path / "zoo")
+    card2 = training.train_and_evaluate(TINY, workdir, resume=True, overrides={"epochs": 2},
+                                        publish_dir=publish, verbose=0)
+    state = json.load(open(os.path.join(workdir, training.STATE)))
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    assert card2["training"]["epochs_completed"] == 2
+    assert os.path.isfile(os.path.join(publish, "tiny_c", "README.md"))
+
+
+def test_resume_restores_optimizer_state(tiny_data_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    training.train_and_evaluate(TINY, workdir, verbose=0)
+    entry = dict(TINY)
+    family = registry.get_family("classifier")
+    model = family.build_for_training(entry, training.train_config(entry))
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(os.path.join(workdir, training.CHECKPOINT))
+    assert int(model.optimizer.iterations.numpy()) == 200 // 20  # one epoch of steps
+
+
+def test_unknown_override():
+    with pytest.raises(ValueError, match="Unknown training setting"):
+        training.train_config(TINY, {"epoch": 3})
