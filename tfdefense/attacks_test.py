@@ -1,0 +1,57 @@
+import keras
+import numpy as np
+import pytest
+
+from tfdefense import attacks, testing
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """A linear logits model on 28x28x1 images: easy to fool."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    x = testing.tiny_images(16, seed=1) * 0.5 + 0.25
+    y = np.argmax(np.asarray(model(x)), axis=1)  # labels the model gets right
+    return model, x, y
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd"])
+def test_linf_bound_holds_and_fools(toy, name):
+    model, x, y = toy
+    adv = attacks.ATTACKS[name](model, x, y, eps=0.1)
+    assert np.max(np.abs(adv - x)) <= 0.1 + 1e-6
+    assert adv.min() >= 0 and adv.max() <= 1
+    assert np.mean(np.argmax(np.asarray(model(adv)), 1) != y) > 0.8
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd"])
+def test_eps_zero_changes_nothing(toy, name):
+    model, x, y = toy
+    np.testing.assert_array_equal(attacks.ATTACKS[name](model, x, y, eps=0.0), x)
+
+
+def test_cw_l2_finds_adversarials_on_a_toy_model(toy):
+    model, x, y = toy
+    adv = attacks.cw_l2(model, x, y, binary_search_steps=3, max_iterations=30, batch_size=8)
+    fooled = np.argmax(np.asarray(model(adv)), 1) != y
+    assert fooled.mean() > 0.8
+    # Failed examples come back unchanged; successes are small perturbations.
+    np.testing.assert_array_equal(adv[~fooled], x[~fooled])
+    assert np.median(np.sqrt(np.sum((adv - x) ** 2, axis=(1, 2, 3)))[fooled]) < 3.0
+
+
+def test_pgd_deterministic_for_a_seed(toy):
+    model, x, y = toy
+    a = attacks.pgd(model, x, y, eps=0.1, nb_iter=3, seed=3)
+    b = attacks.pgd(model, x, y, eps=0.1, nb_iter=3, seed=3)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_arguments(toy):
+    model, x, y = toy
+    with pytest.raises(ValueError, match="eps"):
+        attacks.fgsm(model, x, y, eps=-1)
+    with pytest.raises(ValueError, match="examples"):
+        attacks.pgd(model, x, y[:3], eps=0.1)
+    with pytest.raises(ValueError, match="batch"):
+        attacks.fgsm(model, x[0], None, eps=0.1)
