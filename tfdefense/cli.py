@@ -4,6 +4,8 @@ Usage:
     tfdefense list
     tfdefense train <name> [--workdir=DIR] [--resume] [--epochs=N] [--publish]
     tfdefense evaluate [<name>] [--split=test] [--n=N]
+    tfdefense export <name> <dir> [--version=N]
+    tfdefense calibrate <name> [--source=DIR]
 """
 
 import json
@@ -24,8 +26,10 @@ flags.DEFINE_multi_string("set", [], "Model setting key=value (JSON value), e.g.
                           "--set=adversarial=false for the plain-AE ablation.")
 flags.DEFINE_string("split", "test", "Split for `evaluate`.")
 flags.DEFINE_integer("n", None, "Evaluate on the first n examples of the split.")
+flags.DEFINE_integer("version", None, "Export version (default: the next free one).")
+flags.DEFINE_string("source", None, "Folder with exported weights to calibrate (default: saved_models/<name>).")
 
-COMMANDS = ("list", "train", "evaluate")
+COMMANDS = ("list", "train", "evaluate", "export", "calibrate")
 DEFAULT_MODEL = "classifier_a_mnist"  # what `tfdefense evaluate` runs without a name
 
 
@@ -90,6 +94,25 @@ def cmd_evaluate(args):
     acc = evaluation.accuracy(model, x, y, desc=f"{name} clean")
     print(json.dumps({"model": name, "split": FLAGS.split, "n": int(len(x)),
                       "clean_accuracy": round(acc, 4)}, indent=2))
+
+
+def cmd_export(args):
+    if len(args) != 2:
+        _usage("export takes a model name and a folder.")
+    import tfdefense
+    from tfdefense import export
+
+    path = export.export(tfdefense.load(args[0]), args[1], args[0], version=FLAGS.version)
+    print(path)
+
+
+def cmd_calibrate(args):
+    if len(args) != 1:
+        _usage("calibrate takes one model name.")
+    from tfdefense.aegan import calibrate
+
+    card = calibrate.calibrate(args[0], FLAGS.source)
+    print(json.dumps({"inference": card["inference"], "calibration": card["calibration"]}, indent=2))
 
 
 def main(argv):

@@ -181,6 +181,11 @@ def write_card(folder, card):
         lines += ["", "## Reported in the paper (targets, not measurements)", ""]
         lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card["reported"].items()]
         lines += ["", f"Reference: {card.get('reference', '')}"]
+    for section in ("inference", "calibration"):
+        if card.get(section):
+            lines += ["", f"## {section.capitalize()} settings (chosen on validation data)" if section == "inference"
+                      else "## Calibration", ""]
+            lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card[section].items()]
     lines += ["", "## Files (sha256, checked at load)", ""]
     lines += [f"- `{f}`: `{h}`" for f, h in card["files"].items()]
     with open(os.path.join(folder, "README.md"), "w") as f:

@@ -1,0 +1,93 @@
+"""Export a defended model as a TF SavedModel in TF Serving's layout.
+
+``export(model, base_dir, name)`` writes ``<base_dir>/<name>/<version>/`` with
+``keras.export.ExportArchive`` (a plain ``tf.saved_model.save`` of Keras 3
+models loads in Python but not in the TF1 session loader TF Serving uses).
+
+Endpoints (all take a dynamic batch of at most ``MAX_BATCH`` images):
+
+* ``serving_default``: float32 ``images`` [N, 28, 28, 1] in [0, 1] ->
+  ``logits``, ``label``, ``purified``, ``score``, ``is_adversarial``;
+* ``serving_uint8``: uint8 ``images`` [N, 28, 28, 1] (scaled by 1/255) -> same;
+* ``purify``: float32 images -> ``purified``, ``score``, ``is_adversarial``;
+* ``detect``: float32 images -> ``score``, ``is_adversarial``.
+
+The graph itself rejects bad input (wrong rank or channels, NaN/Inf, values
+outside [0, 1], an empty or too large batch) with an InvalidArgumentError
+that says what was wrong.
+
+Example:
+    >>> import tfdefense
+    >>> from tfdefense import export
+    >>> export.export(tfdefense.load("aegan_mnist"), "/tmp/serving", "aegan_mnist")  # doctest: +SKIP
+    '/tmp/serving/aegan_mnist/1'
+"""
+
+import os
+
+import keras
+import tensorflow as tf
+
+from tfdefense.defended import IMAGE_SHAPE, validate_images
+from tfdefense.purification import detection_scores
+
+
+def _signature(dtype):
+    return [tf.TensorSpec([None, *IMAGE_SHAPE], dtype, name="images")]
+
+
+def next_version(model_dir):
+    """1 for a new folder, else one more than the highest numeric version inside."""
+    if not os.path.isdir(model_dir):
+        return 1
+    versions = [int(d) for d in os.listdir(model_dir) if d.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def export(model, base_dir, name, version=None):
+    """Writes ``model`` (a `DefendedClassifier`) to ``base_dir/name/version``.
+
+    Args:
+        model: the defended model to serve.
+        base_dir: TF Serving's model base path.
+        name: the model name in TF Serving.
+        version: integer version (default: the next free one).
+
+    Returns:
+        The version folder written.
+    """
+    version = next_version(os.path.join(base_dir, name)) if version is None else int(version)
+    path = os.path.join(base_dir, name, str(version))
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} exists; TF Serving versions are immutable, choose another version.")
+
+    def serve(images):
+        return model._defend(images, tf.constant(0, tf.int32))
+
+    def serve_uint8(images):
+        images = tf.ensure_shape(images, [None, *IMAGE_SHAPE])
+        return serve(tf.cast(images, tf.float32) / 255.0)
+
+    def purify(images):
+        out = serve(images)
+        return {k: out[k] for k in ("purified", "score", "is_adversarial")}
+
+    def detect(images):
+        images = validate_images(images, model.max_batch)
+        if model.encoder is not None:
+            score = detection_scores(images, model.reconstruct(images), model.metric)
+        else:  # search-based score (Defense-GAN)
+            score = model.purifier(images)["errors"]
+        threshold = model.threshold if model.threshold is not None else float("inf")
+        return {"score": score, "is_adversarial": score > threshold}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve, _signature(tf.float32))
+    archive.add_endpoint("serving_uint8", serve_uint8, _signature(tf.uint8))
+    archive.add_endpoint("purify", purify, _signature(tf.float32))
+    archive.add_endpoint("detect", detect, _signature(tf.float32))
+    tmp = path + ".partial"
+    archive.write_out(tmp, verbose=False)
+    os.replace(tmp, path)  # TF Serving never sees a half-written version
+    return path
