@@ -137,7 +137,7 @@ class DefendedClassifier(keras.Model):
                 "purified": purified, "score": score, "is_adversarial": flagged}
 
     def call(self, x, training=False, seed=0):
-        return self._defend_fn(tf.convert_to_tensor(x, tf.float32), tf.constant(seed, tf.int32))["logits"]
+        return self._defend_fn(tf.cast(x, tf.float32), tf.constant(seed, tf.int32))["logits"]
 
     def defend(self, x, seed=0, batch_size=256):
         """Runs the whole pipeline on numpy images; returns a dict of numpy arrays.

@@ -72,7 +72,7 @@ class Purifier(keras.layers.Layer):
         return result._asdict()
 
     def call(self, x, seed=0):
-        return self._run(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(seed, tf.int32))
+        return self._run(tf.cast(x, tf.float32), tf.convert_to_tensor(seed, tf.int32))
 
     def get_config(self):
         config = super().get_config()

@@ -1,0 +1,37 @@
+"""Analytic FLOP counts of models and of the latent search.
+
+TensorFlow's graph profiler does not count transposed convolutions
+(Conv2DBackpropInput), so we count multiply-adds from layer shapes.
+"""
+
+import keras
+
+
+def forward_flops(model):
+    """FLOPs (2 x multiply-adds) of one forward pass of one example.
+
+    Counts Dense, Conv2D and Conv2DTranspose layers, which dominate; activations
+    and normalisation are ignored.
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
+            _, h, w, _ = layer.input.shape
+            kh, kw, cout, cin = layer.kernel.shape
+            total += 2 * h * w * kh * kw * cin * cout
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, _ = layer.output.shape
+            kh, kw, cin, cout = layer.kernel.shape
+            total += 2 * h * w * kh * kw * cin * cout
+    return int(total)
+
+
+def search_flops(decoder, encoder=None, steps=15, restarts=1):
+    """FLOPs to purify one image: encoder, then per restart L steps of
+    (decoder forward + gradient w.r.t. the code, about one more forward) and a
+    final decode."""
+    dec = forward_flops(decoder)
+    enc = forward_flops(encoder) if encoder is not None else 0
+    return int(enc + restarts * (2 * steps * dec + dec))

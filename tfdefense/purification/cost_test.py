@@ -1,0 +1,18 @@
+from tfdefense.aegan import builders
+from tfdefense.classifiers import builders as cbuilders
+from tfdefense.purification import cost
+
+
+def test_classifier_a_flops_by_hand():
+    # conv1 24x24x64x25, conv2 10x10x64x(25x64), fc 6400x128, fc 128x10 multiply-adds
+    macs = 24 * 24 * 64 * 25 + 10 * 10 * 64 * 25 * 64 + 6400 * 128 + 128 * 10
+    assert cost.forward_flops(cbuilders.classifier_a()) == 2 * macs
+
+
+def test_aegan_search_flops():
+    dec, enc = builders.decoder(), builders.encoder()
+    dec_macs = 128 * 4096 + 4 * 4 * 256 * 128 * 25 + 7 * 7 * 128 * 64 * 25 + 14 * 14 * 64 * 25
+    assert cost.forward_flops(dec) == 2 * dec_macs
+    total = cost.search_flops(dec, enc, steps=15)
+    assert 1.4e9 < total < 1.6e9  # about 1.5 GFLOP per purified image at L=15
+    assert cost.search_flops(dec, None, steps=200, restarts=10) > 100 * total / 15 * 10 / 10
