@@ -16,8 +16,11 @@ Reference:
 import numpy as np
 import tensorflow as tf
 from cleverhans.tf2.attacks import carlini_wagner_l2 as _cw
+from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
+from cleverhans.tf2.attacks.momentum_iterative_method import momentum_iterative_method
 from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
+from cleverhans.tf2.attacks import spsa as _spsa_lib
 
 from tfdefense import progress
 
@@ -64,6 +67,169 @@ def pgd(model_fn, x, y=None, *, eps, eps_iter=0.01, nb_iter=40, norm=np.inf, ran
     return _batched(lambda xb, yb: projected_gradient_descent(
         model_fn, xb, eps, min(eps_iter, eps), nb_iter, norm, clip_min=clip_min, clip_max=clip_max, y=yb,
         rand_init=rand_init, sanity_checks=False), x, y, batch_size, "pgd")
+
+
+def bim(model_fn, x, y=None, *, eps, eps_iter=0.01, nb_iter=40, norm=np.inf, clip_min=0.0, clip_max=1.0,
+        batch_size=256):
+    """Basic iterative method (Kurakin et al., 2016): PGD without a random start."""
+    x, y = _check(x, y, eps, clip_min, clip_max)
+    if eps == 0:
+        return x.copy()
+    return _batched(lambda xb, yb: basic_iterative_method(
+        model_fn, xb, eps, min(eps_iter, eps), nb_iter, norm, clip_min=clip_min, clip_max=clip_max, y=yb,
+        sanity_checks=False), x, y, batch_size, "bim")
+
+
+def mim(model_fn, x, y=None, *, eps, eps_iter=0.03, nb_iter=20, decay_factor=1.0, norm=np.inf, clip_min=0.0,
+        clip_max=1.0, batch_size=256):
+    """Momentum iterative method (Dong et al., 2018)."""
+    x, y = _check(x, y, eps, clip_min, clip_max)
+    if eps == 0:
+        return x.copy()
+    return _batched(lambda xb, yb: momentum_iterative_method(
+        model_fn, xb, eps, min(eps_iter, eps), nb_iter, norm, clip_min=clip_min, clip_max=clip_max, y=yb,
+        decay_factor=decay_factor, sanity_checks=False), x, y, batch_size, "mim")
+
+
+class _SPSAAdam(_spsa_lib.SPSAAdam):
+    """CleverHans' SPSA optimizer, constructible under Keras 3.
+
+    Upstream passes ``lr=`` to ``keras.optimizers.Adam``, which Keras 3
+    rejects; the class only borrows Adam's beta_1, beta_2 and epsilon and does
+    its own update with ``self.lr``.
+    """
+
+    def __init__(self, lr=0.01, delta=0.01, num_samples=128, num_iters=1):
+        tf.keras.optimizers.Adam.__init__(self, learning_rate=lr)
+        if num_samples % 2:
+            raise ValueError(f"spsa_samples must be even, got {num_samples}.")
+        self.lr = lr
+        self._delta = delta
+        self._num_samples = num_samples // 2  # mirrored +/- delta
+        self._num_iters = num_iters
+        self._compare_to_analytic_grad = False
+
+
+def _spsa_one(model_fn, x, y, eps, nb_iter, clip_min, clip_max, learning_rate, delta, spsa_samples):
+    def loss_fn(xb, label):  # untargeted: minimise minus the margin
+        logits = model_fn(xb)
+        return -_spsa_lib.margin_logit_loss(logits, label, nb_classes=logits.shape[-1])
+
+    optimizer = _SPSAAdam(lr=learning_rate, delta=delta, num_samples=spsa_samples)
+    return _spsa_lib.projected_optimization(loss_fn, x, y, eps, nb_iter, optimizer, clip_min, clip_max)
+
+
+def spsa(model_fn, x, y, *, eps, nb_iter=20, spsa_samples=64, learning_rate=0.01, delta=0.01, seed=0,
+         clip_min=0.0, clip_max=1.0):
+    """SPSA (Uesato et al., 2018): gradient-free, so it sees through masked gradients.
+
+    One image at a time (CleverHans' implementation requires it), through a
+    small adapter for Keras 3 (see `_SPSAAdam`); costs
+    ``nb_iter * spsa_samples`` forward passes per image.
+    """
+    x, y = _check(x, y, eps, clip_min, clip_max)
+    if y is None:
+        raise ValueError("spsa needs the true labels y.")
+    if eps == 0:
+        return x.copy()
+    tf.random.set_seed(seed)
+    out = np.empty_like(x)
+    for i in progress.bar(range(len(x)), desc="spsa"):
+        out[i] = np.asarray(_spsa_one(model_fn, tf.constant(x[i:i + 1]), tf.constant(y[i:i + 1]), eps, nb_iter,
+                                      clip_min, clip_max, learning_rate, delta, spsa_samples))[0]
+    return out
+
+
+def deepfool(model_fn, x, y=None, *, norm="l2", overshoot=0.02, max_iter=50, num_classes=10, eps=None,
+             clip_min=0.0, clip_max=1.0, batch_size=128):
+    """DeepFool (Moosavi-Dezfooli et al., 2016), L2 or Linf, batched; CleverHans 4 has none.
+
+    Each step linearises the classifier around the current point and moves to
+    the nearest linearised decision boundary among ``num_classes`` classes,
+    times (1 + overshoot). Images already misclassified stop moving. With
+    ``eps`` the final perturbation is clipped to that norm ball.
+    """
+    if norm not in ("l2", "linf"):
+        raise ValueError(f"norm must be 'l2' or 'linf', got {norm!r}.")
+    x, y = _check(x, y, eps, clip_min, clip_max)
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}.")
+    if eps == 0:
+        return x.copy()
+
+    def run(xb, yb):
+        labels = tf.argmax(model_fn(xb), axis=1) if yb is None else tf.cast(yb, tf.int64)
+        return _deepfool_batch(model_fn, xb, labels, norm, overshoot, max_iter, num_classes, eps, clip_min, clip_max)
+
+    return _batched(run, x, y, batch_size, f"deepfool_{norm}")
+
+
+def _deepfool_batch(model_fn, x, labels, norm, overshoot, max_iter, num_classes, eps, clip_min, clip_max):
+    x0 = tf.convert_to_tensor(x)
+    r_total = tf.zeros_like(x0)
+    onehot = tf.one_hot(labels, num_classes)
+    for _ in range(max_iter):
+        x_adv = tf.clip_by_value(x0 + (1 + overshoot) * r_total, clip_min, clip_max)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x_adv)
+            logits = model_fn(x_adv)
+            per_class = [logits[:, k] for k in range(num_classes)]
+        active = tf.equal(tf.argmax(logits, 1), labels)
+        if not bool(tf.reduce_any(active)):
+            break
+        grads = tf.stack([tape.gradient(per_class[k], x_adv) for k in range(num_classes)], axis=1)
+        del tape
+        f_true = tf.reduce_sum(logits * onehot, 1, keepdims=True)
+        g_true = tf.einsum("bk,bkhwc->bhwc", onehot, grads)[:, None]
+        w = grads - g_true                                # [B, K, H, W, C]
+        f = logits - f_true                               # [B, K]
+        flat = tf.reshape(w, [tf.shape(w)[0], num_classes, -1])
+        w_norm = tf.norm(flat, axis=2) if norm == "l2" else tf.reduce_sum(tf.abs(flat), axis=2)
+        dist = tf.abs(f) / (w_norm + 1e-8) + onehot * 1e10  # never step towards the true class
+        k_best = tf.argmin(dist, axis=1)
+        w_best = tf.gather(w, k_best, batch_dims=1)
+        d_best = tf.gather(dist, k_best, batch_dims=1)[:, None, None, None]
+        if norm == "l2":
+            w_flat = tf.reshape(w_best, [tf.shape(w_best)[0], -1])
+            step = (d_best + 1e-4) * w_best / (tf.norm(w_flat, axis=1)[:, None, None, None] + 1e-8)
+        else:
+            step = (d_best + 1e-4) * tf.sign(w_best)
+        r_total += tf.where(active[:, None, None, None], step, tf.zeros_like(step))
+    delta = (1 + overshoot) * r_total
+    if eps is not None:
+        if norm == "l2":
+            n = tf.norm(tf.reshape(delta, [tf.shape(delta)[0], -1]), axis=1)[:, None, None, None]
+            delta = delta * tf.minimum(1.0, eps / (n + 1e-12))
+        else:
+            delta = tf.clip_by_value(delta, -eps, eps)
+    return tf.clip_by_value(x0 + delta, clip_min, clip_max)
+
+
+def pgd_detector_aware(model_fn, score_fn, threshold, x, y, *, eps, eps_iter=0.01, nb_iter=40, penalty=10.0,
+                       seed=0, clip_min=0.0, clip_max=1.0, batch_size=256):
+    """PGD that also keeps the detector quiet.
+
+    Ascends cross-entropy(model_fn(x'), y) - penalty * relu(score_fn(x') - threshold)
+    with signed steps inside the Linf ball, from a random start. ``score_fn``
+    must be differentiable (e.g. the reconstruction error against G(F(x))).
+    """
+    x, y = _check(x, y, eps, clip_min, clip_max)
+    if y is None:
+        raise ValueError("pgd_detector_aware needs the true labels y.")
+    rng = np.random.default_rng(seed)
+
+    def run(xb, yb):
+        x_adv = tf.clip_by_value(xb + rng.uniform(-eps, eps, xb.shape).astype(np.float32), clip_min, clip_max)
+        for _ in range(nb_iter):
+            with tf.GradientTape() as tape:
+                tape.watch(x_adv)
+                ce = tf.keras.losses.sparse_categorical_crossentropy(yb, model_fn(x_adv), from_logits=True)
+                loss = ce - penalty * tf.nn.relu(score_fn(x_adv) - threshold)
+            x_adv = x_adv + eps_iter * tf.sign(tape.gradient(loss, x_adv))
+            x_adv = tf.clip_by_value(tf.clip_by_value(x_adv, xb - eps, xb + eps), clip_min, clip_max)
+        return x_adv
+
+    return _batched(run, x, y, batch_size, "pgd_detector_aware")
 
 
 class _CarliniWagnerL2(_cw.CarliniWagnerL2):
@@ -130,4 +296,5 @@ def cw_l2(model_fn, x, y=None, *, confidence=0.0, learning_rate=0.1, binary_sear
     return _batched(run, x, y, batch_size, "cw_l2")
 
 
-ATTACKS = {"fgsm": fgsm, "pgd": pgd, "cw": cw_l2}
+ATTACKS = {"fgsm": fgsm, "bim": bim, "pgd": pgd, "mim": mim, "cw": cw_l2, "spsa": spsa,
+           "deepfool": deepfool, "deepfool_linf": lambda *a, **k: deepfool(*a, norm="linf", **k)}

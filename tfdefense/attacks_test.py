@@ -55,3 +55,40 @@ def test_bad_arguments(toy):
         attacks.pgd(model, x, y[:3], eps=0.1)
     with pytest.raises(ValueError, match="batch"):
         attacks.fgsm(model, x[0], None, eps=0.1)
+
+
+@pytest.mark.parametrize("name", ["bim", "mim"])
+def test_iterative_attacks_respect_eps(toy, name):
+    model, x, y = toy
+    adv = attacks.ATTACKS[name](model, x, y, eps=0.1)
+    assert np.max(np.abs(adv - x)) <= 0.1 + 1e-6
+    assert np.mean(np.argmax(np.asarray(model(adv)), 1) != y) > 0.8
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_deepfool_fools_linear_model_with_small_steps(toy, norm):
+    model, x, y = toy
+    adv = attacks.deepfool(model, x, y, norm=norm, max_iter=20)
+    assert np.mean(np.argmax(np.asarray(model(adv)), 1) != y) > 0.9
+    bounded = attacks.deepfool(model, x, y, norm=norm, eps=0.01, max_iter=20)
+    delta = (bounded - x).reshape(len(x), -1)
+    size = np.linalg.norm(delta, axis=1) if norm == "l2" else np.abs(delta).max(1)
+    assert np.all(size <= 0.01 + 1e-5)
+
+
+def test_spsa_is_gradient_free_and_bounded(toy):
+    model, x, y = toy
+    adv = attacks.spsa(model, x[:2], y[:2], eps=0.1, nb_iter=3, spsa_samples=16)
+    assert np.max(np.abs(adv - x[:2])) <= 0.1 + 1e-6
+
+
+def test_detector_aware_pgd_keeps_score_under_threshold(toy):
+    import tensorflow as tf
+
+    model, x, y = toy
+    score = lambda xb: tf.reduce_mean(tf.abs(xb - 0.5), axis=[1, 2, 3])  # noqa: E731  toy "detector"
+    threshold = float(np.max(score(tf.constant(x)))) + 0.01
+    adv = attacks.pgd_detector_aware(model, score, threshold, x, y, eps=0.1, nb_iter=20, penalty=100.0)
+    plain = attacks.pgd(model, x, y, eps=0.1, nb_iter=20)
+    assert np.mean(score(tf.constant(adv)).numpy() > threshold) < np.mean(score(tf.constant(plain)).numpy() > threshold) + 1e-9
+    assert np.max(np.abs(adv - x)) <= 0.1 + 1e-6

@@ -1,0 +1,54 @@
+import keras
+import numpy as np
+import pytest
+
+from tfdefense import attacks, testing, threats
+from tfdefense.aegan import builders
+from tfdefense.aegan.defended import build_defended
+from tfdefense.classifiers import builders as cbuilders
+
+
+def identity_defense(classifier):
+    """G(F(x)) = x exactly, so the search never moves: an identity purifier."""
+    encoder = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten()])
+    decoder = keras.Sequential([keras.Input((784,)), keras.layers.Reshape((28, 28, 1))])
+    return build_defended(encoder, decoder, classifier, steps=2, threshold=-1.0)  # search everything
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    keras.utils.set_random_seed(0)
+    return cbuilders.classifier_c(units=16)
+
+
+@pytest.mark.parametrize("bpda", ["identity", "gfx"])
+def test_bpda_through_identity_purifier_equals_plain_attack(classifier, bpda):
+    x = testing.tiny_images(6) * 0.8 + 0.1
+    y = np.argmax(np.asarray(classifier(x)), 1)
+    defense = identity_defense(classifier)
+    plain = attacks.pgd(threats.gray_box_fn(defense), x, y, eps=0.1, nb_iter=5, seed=1)
+    white = attacks.pgd(threats.white_box_fn(defense, bpda=bpda), x, y, eps=0.1, nb_iter=5, seed=1)
+    np.testing.assert_allclose(white, plain, atol=1e-5)
+
+
+def test_white_box_gradient_is_nonzero_through_a_real_search(classifier):
+    keras.utils.set_random_seed(0)
+    defense = build_defended(builders.encoder(4, 2), builders.decoder(4, 2), classifier, steps=3, threshold=-1.0)
+    x = testing.tiny_images(2)
+    y = np.array([0, 1])
+    assert threats.input_gradient_norm(threats.white_box_fn(defense), x, y) > 0
+    assert threats.input_gradient_norm(threats.white_box_fn(defense, bpda="identity"), x, y) > 0
+
+
+def test_eot_default_and_bad_settings(classifier):
+    dec = builders.decoder(4, 2)
+    from tfdefense.defended import DefendedClassifier
+    from tfdefense.purification import Purifier
+
+    random_start = DefendedClassifier(classifier, Purifier(dec, None, steps=1, restarts=2))
+    fn = threats.white_box_fn(random_start)  # identity BPDA with EOT
+    assert fn(testing.tiny_images(2)).shape == (2, 10)
+    with pytest.raises(ValueError, match="needs an encoder"):
+        threats.bpda_purify(random_start, bpda="gfx")
+    with pytest.raises(ValueError, match="eot"):
+        threats.bpda_purify(random_start, bpda="identity", eot=0)
