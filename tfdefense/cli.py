@@ -3,7 +3,9 @@
 Usage:
     tfdefense list
     tfdefense train <name> [--workdir=DIR] [--resume] [--epochs=N] [--publish]
-    tfdefense evaluate [<name>] [--split=test] [--n=N]
+    tfdefense evaluate [<name>] [--split=test] [--n=N]       (clean accuracy)
+    tfdefense evaluate <name> --attacks=fgsm,pgd,cw --threat=gray,white,black --n=1000 --eps=0.3
+              --seed=0 --output_dir=DIR [--sweep=30] [--sanity] [--update-card]
     tfdefense export <name> <dir> [--version=N]
     tfdefense calibrate <name> [--source=DIR]
 """
@@ -21,11 +23,23 @@ flags.DEFINE_boolean("publish", False, "Copy the trained weights and card to sav
 flags.DEFINE_integer("epochs", None, "Override the number of epochs.")
 flags.DEFINE_integer("batch_size", None, "Override the batch size.")
 flags.DEFINE_integer("steps_per_epoch", None, "Limit steps per epoch (smoke runs).")
-flags.DEFINE_integer("seed", None, "Override the training seed.")
+flags.DEFINE_integer("seed", None, "Seed: overrides the training seed; for evaluate, image sampling and attacks (default 0).")
 flags.DEFINE_multi_string("set", [], "Model setting key=value (JSON value), e.g. "
                           "--set=adversarial=false for the plain-AE ablation.")
-flags.DEFINE_string("split", "test", "Split for `evaluate`.")
-flags.DEFINE_integer("n", None, "Evaluate on the first n examples of the split.")
+flags.DEFINE_string("split", None, "Split for `evaluate` (default: test for clean accuracy, eval for attacks).")
+flags.DEFINE_integer("n", None, "Images to evaluate (clean: the first n; attacks: n drawn by --seed, default 1000).")
+flags.DEFINE_list("attacks", [], "Attacks for `evaluate`: fgsm,bim,pgd,mim,cw,deepfool,deepfool_linf,spsa.")
+flags.DEFINE_list("threat", ["gray"], "Threat models: gray,white,black.")
+flags.DEFINE_float("eps", 0.3, "Linf budget of the Linf attacks.")
+flags.DEFINE_string("output_dir", None, "Where `evaluate` writes report.json, report.md and PNG figures.")
+flags.DEFINE_string("params", "{}", 'Per-attack settings as JSON, e.g. \'{"pgd": {"nb_iter": 100}, "cw": {"n": 200}}\'.')
+flags.DEFINE_string("black_box", "{}", 'Substitute settings as JSON, e.g. \'{"arch": "c", "rounds": 6}\'.')
+flags.DEFINE_integer("sweep", 0, "Number of eps values in [0, 0.4] for accuracy-vs-eps curves (0: none).")
+flags.DEFINE_boolean("sanity", False, "Run the built-in sanity checks.")
+flags.DEFINE_boolean("update_card", False, "Write the measured numbers into the model card (--update-card).")
+flags.DEFINE_integer("steps", None, "Override the latent search steps L.")
+flags.DEFINE_integer("restarts", None, "Override the random restarts R.")
+flags.DEFINE_float("threshold", None, "Override the detector threshold.")
 flags.DEFINE_integer("version", None, "Export version (default: the next free one).")
 flags.DEFINE_string("source", None, "Folder with exported weights to calibrate (default: saved_models/<name>).")
 
@@ -83,17 +97,27 @@ def cmd_evaluate(args):
     if len(args) > 1:
         _usage("evaluate takes one model name.")
     import tfdefense
-    from tfdefense import datasets, evaluation, registry
+    from tfdefense import datasets, evaluation, harness, registry
 
     name = args[0] if args else DEFAULT_MODEL
     entry = registry.get_entry(name)
-    model = tfdefense.load(name)
-    x, y = datasets.load(entry["metadata"]["dataset"], FLAGS.split)
-    if FLAGS.n is not None:
-        x, y = x[:FLAGS.n], y[:FLAGS.n]
-    acc = evaluation.accuracy(model, x, y, desc=f"{name} clean")
-    print(json.dumps({"model": name, "split": FLAGS.split, "n": int(len(x)),
-                      "clean_accuracy": round(acc, 4)}, indent=2))
+    overrides = {k: getattr(FLAGS, k) for k in ("steps", "restarts", "threshold") if getattr(FLAGS, k) is not None}
+    if not FLAGS.attacks:
+        model = tfdefense.load(name, **overrides)
+        split = FLAGS.split or "test"
+        x, y = datasets.load(entry["metadata"]["dataset"], split)
+        if FLAGS.n is not None:
+            x, y = x[:FLAGS.n], y[:FLAGS.n]
+        acc = evaluation.accuracy(model, x, y, desc=f"{name} clean")
+        print(json.dumps({"model": name, "split": split, "n": int(len(x)), "clean_accuracy": round(acc, 4)},
+                         indent=2))
+        return
+    report = harness.run(name, attacks=tuple(FLAGS.attacks), threats=tuple(FLAGS.threat), n=FLAGS.n or 1000,
+                         eps=FLAGS.eps, seed=FLAGS.seed or 0, params=json.loads(FLAGS.params),
+                         black_box=json.loads(FLAGS.black_box), output_dir=FLAGS.output_dir, sweep=FLAGS.sweep,
+                         run_sanity=FLAGS.sanity, update_card=FLAGS.update_card, split=FLAGS.split or "eval",
+                         **overrides)
+    print(report.to_markdown())
 
 
 def cmd_export(args):
@@ -132,4 +156,6 @@ def main(argv):
 
 def run():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The issue tracker and README spell it --update-card; absl flags use underscores.
+    sys.argv = [a.replace("--update-card", "--update_card") for a in sys.argv]
     app.run(main)

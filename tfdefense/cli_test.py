@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -30,3 +31,19 @@ def test_train_smoke_and_evaluate(tiny_data_dir, tmp_path):
 def test_set_with_publish_is_refused(tmp_path):
     out = _run("train", "aegan_mnist", "--set=adversarial=false", "--publish", f"--workdir={tmp_path}")
     assert out.returncode == 1 and "variant" in out.stderr
+
+
+def test_evaluate_with_attacks_writes_report(tiny_data_dir, tmp_path):
+    env = {"TFDEFENSE_MODELS_DIR": str(tmp_path / "zoo")}
+    out = _run("train", "classifier_c_mnist", f"--workdir={tmp_path / 'w'}", "--epochs=1", "--steps_per_epoch=2",
+               "--publish", env=env)
+    assert out.returncode == 0, out.stderr
+    report_dir = tmp_path / "report"
+    ev = _run("evaluate", "classifier_c_mnist", "--attacks=fgsm,pgd", "--threat=gray,white,black", "--n=20",
+              "--params={\"pgd\": {\"nb_iter\": 3}}", "--black_box={\"arch\": \"c\", \"rounds\": 2, \"epochs\": 1}",
+              f"--output_dir={report_dir}", "--update-card", env=env)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    assert (report_dir / "report.json").is_file() and (report_dir / "examples.png").is_file()
+    assert "| black | fgsm" in ev.stdout
+    card = json.load(open(tmp_path / "zoo" / "classifier_c_mnist" / "model_card.json"))
+    assert "fgsm" in card["measured"]["robustness"]["gray_box"]

@@ -4,6 +4,11 @@ Threat models (DESIGN.md vocabulary):
 
 * ``gray``: attacks are crafted on the bare classifier, then fed to the
   defended model (the attacker does not know the defense).
+* ``white``: adaptive attacks through the defense (BPDA + EOT for a latent
+  search, see `tfdefense.threats`); with a detector, also a detector-aware
+  PGD (``pgd_detector``) that keeps the score under the threshold.
+* ``black``: a substitute trained on the 150 ``holdout`` images labelled by
+  the defended model (Jacobian augmentation), attacked, transferred.
 
 Every result records n, the attack settings, the threat model and the seed.
 The headline number is the plain accuracy of the final label; rejection by
@@ -22,21 +27,32 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 
 import numpy as np
 
 from tfdefense import attacks as attacks_lib
-from tfdefense import progress
+from tfdefense import blackbox, progress, threats as threats_lib
+from tfdefense.purification import detection_scores
 
-THREATS = ("gray",)
+THREATS = ("gray", "white", "black")
+# "n" caps the images an expensive attack runs on; the report states it.
 DEFAULT_PARAMS = {
     "fgsm": {},
+    "bim": {"eps_iter": 0.01, "nb_iter": 40},
     "pgd": {"eps_iter": 0.01, "nb_iter": 40, "rand_init": True},
+    "mim": {"eps_iter": 0.03, "nb_iter": 20, "decay_factor": 1.0},
     "cw": {"binary_search_steps": 5, "max_iterations": 100, "learning_rate": 0.1, "initial_const": 10.0,
            "confidence": 0.0},
+    "deepfool": {"overshoot": 0.02, "max_iter": 50},
+    "deepfool_linf": {"overshoot": 0.02, "max_iter": 50},
+    "spsa": {"nb_iter": 20, "spsa_samples": 64, "learning_rate": 0.01, "delta": 0.01, "n": 50},
+    "pgd_detector": {"eps_iter": 0.01, "nb_iter": 40, "penalty": 10.0},
 }
-L2_ATTACKS = ("cw",)  # no eps: they minimise the L2 perturbation
+L2_ATTACKS = ("cw", "deepfool")  # no eps: they look for the smallest L2 perturbation
+SEEDED = ("pgd", "spsa", "pgd_detector")
+BLACK_BOX_DEFAULTS = {"arch": "b", "rounds": 6, "epochs": 10, "lmbda": 0.1}
 
 
 def predict_logits(model, x, batch_size=500, desc="predict"):
@@ -81,6 +97,14 @@ class Report:
     clean: dict
     results: list
     settings: dict = dataclasses.field(default_factory=dict)
+    substitute: dict = dataclasses.field(default_factory=dict)
+    sanity: dict = dataclasses.field(default_factory=dict)
+    detector: dict = dataclasses.field(default_factory=dict)
+    eps_sweep: dict = dataclasses.field(default_factory=dict)
+    figures: list = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        self.examples = {}  # a few adversarial images per result, for figures (not serialised)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -99,13 +123,37 @@ class Report:
                  "| mean Linf | mean L2 | time (s) |",
                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in self.results:
-            lines.append(f"| {r.threat} | {r.attack} | `{json.dumps(r.params)}` | {r.accuracy_undefended:.3f} "
-                         f"| {r.accuracy_defended:.3f} | {r.rejection_rate:.3f} | {r.accuracy_or_rejected:.3f} "
-                         f"| {r.mean_linf:.3f} | {r.mean_l2:.3f} | {r.wall_time_s:.0f} |")
+            r = r if isinstance(r, dict) else dataclasses.asdict(r)
+            params = {k: v for k, v in r["params"].items()}
+            lines.append(f"| {r['threat']} | {r['attack']} (n={r['n']}) | `{json.dumps(params)}` "
+                         f"| {r['accuracy_undefended']:.3f} | {r['accuracy_defended']:.3f} | {r['rejection_rate']:.3f} "
+                         f"| {r['accuracy_or_rejected']:.3f} | {r['mean_linf']:.3f} | {r['mean_l2']:.3f} "
+                         f"| {r['wall_time_s']:.0f} |")
+        if self.substitute:
+            lines += ["", f"Black-box substitute: `{json.dumps(self.substitute)}`."]
+        if self.detector:
+            lines += ["", f"Detector (FGSM gray-box, AUC by eps): `{json.dumps(self.detector)}`."]
+        if self.eps_sweep:
+            lines += ["", f"Accuracy vs eps: `{json.dumps(self.eps_sweep)}`."]
+        if self.sanity:
+            lines += ["", "## Sanity checks (Carlini et al. 2019)", ""]
+            lines += [f"- {'PASS' if c['passed'] else 'FAIL'} {k}: {c['detail']}" for k, c in self.sanity.items()]
+        if self.figures:
+            lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in self.figures]
         return "\n".join(lines) + "\n"
 
+    def write(self, output_dir):
+        """Writes report.json and report.md into ``output_dir``."""
+        os.makedirs(output_dir, exist_ok=True)
+        with open(os.path.join(output_dir, "report.json"), "w") as f:
+            f.write(self.to_json() + "\n")
+        with open(os.path.join(output_dir, "report.md"), "w") as f:
+            f.write(self.to_markdown())
+        return output_dir
 
-def _defended_outputs(model, x):
+
+def defended_outputs(model, x):
+    """Final labels and detector flags of a defended (or plain) model."""
     if hasattr(model, "defend"):
         out = model.defend(x)
         return out["label"], out["is_adversarial"]
@@ -122,19 +170,62 @@ def attack_params(attack, eps, overrides=None):
     return params
 
 
+def run_attack(attack, logits_fn, x, y, params, seed, model=None):
+    """Runs one attack; ``params`` may hold ``n`` (handled by the caller)."""
+    kwargs = {k: v for k, v in params.items() if k != "n"}
+    if attack in SEEDED:
+        kwargs["seed"] = seed
+    if attack == "pgd_detector":
+        score_fn = lambda xb: detection_scores(xb, model.reconstruct(xb), model.metric)  # noqa: E731
+        return attacks_lib.pgd_detector_aware(logits_fn, score_fn, model.threshold, x, y, **kwargs)
+    return attacks_lib.ATTACKS[attack](logits_fn, x, y, **kwargs)
+
+
+def measure(model, classifier, attack, threat, params, x, x_adv, y, seconds):
+    """An `AttackResult` for adversarial images ``x_adv`` of ``x``."""
+    label, flagged = defended_outputs(model, x_adv)
+    delta = (x_adv - x).reshape(len(x), -1)
+    correct = label == y
+    return AttackResult(
+        attack=attack, threat=threat, params=params, n=int(len(x)),
+        accuracy_undefended=accuracy(classifier, x_adv, y, desc=f"{attack} undefended"),
+        accuracy_defended=float(np.mean(correct)), rejection_rate=float(np.mean(flagged)),
+        accuracy_or_rejected=float(np.mean(correct | flagged)),
+        mean_linf=float(np.abs(delta).max(1).mean()), mean_l2=float(np.linalg.norm(delta, axis=1).mean()),
+        wall_time_s=round(seconds, 1))
+
+
+def attack_fn(model, threat, attack, substitute=None):
+    """The logits function an attack differentiates under ``threat``."""
+    if threat == "gray":
+        return threats_lib.gray_box_fn(model)
+    if threat == "black":
+        return lambda xb: substitute.model(xb, training=False)
+    if attack == "spsa":  # gradient-free: query the real defense
+        if not hasattr(model, "defend"):
+            return lambda xb: model(xb, training=False)
+        # SPSA probes x +/- delta without clipping; valid images are in [0, 1].
+        return lambda xb: model.defend(np.clip(np.asarray(xb), 0.0, 1.0))["logits"]
+    return threats_lib.white_box_fn(model)
+
+
 def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), eps=0.3, seed=0,
-             params=None, name=None, dataset="", split=""):
+             params=None, name=None, dataset="", split="", holdout=None, black_box=None, detector_aware=True):
     """Measures clean and adversarial accuracy of a (defended) model.
 
     Args:
         model: a `DefendedClassifier` (or any logits model: then "defended"
             is the model itself).
-        x, y: numpy images and labels.
+        x, y: numpy images and labels to attack.
         attacks: names from ``DEFAULT_PARAMS``.
         threats: names from ``THREATS``.
-        eps: Linf budget for FGSM/PGD.
+        eps: Linf budget for the Linf attacks.
         seed: seed for random starts; results are deterministic for a seed.
-        params: per-attack setting overrides, e.g. ``{"pgd": {"nb_iter": 100}}``.
+        params: per-attack overrides, e.g. ``{"pgd": {"nb_iter": 100}, "cw": {"n": 200}}``.
+        holdout: images for the black-box substitute's seed set (required for "black").
+        black_box: substitute settings overriding ``BLACK_BOX_DEFAULTS``.
+        detector_aware: under "white", also run ``pgd_detector`` when the
+            model has a detector.
 
     Returns:
         A `Report`.
@@ -144,29 +235,63 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
     for threat in threats:
         if threat not in THREATS:
             raise ValueError(f"Unknown threat model {threat!r}; choose from {THREATS}.")
+    for attack in attacks:
+        attack_params(attack, eps, params)  # fail early on unknown names
+    if "black" in threats and holdout is None:
+        raise ValueError("the black-box threat needs `holdout` images for the substitute.")
     keras.utils.set_random_seed(seed)
     y = np.asarray(y)
     classifier = getattr(model, "classifier", model)
-    label, flagged = _defended_outputs(model, x)
+    label, flagged = defended_outputs(model, x)
     clean = {"accuracy_undefended": accuracy(classifier, x, y, desc="clean undefended"),
              "accuracy_defended": float(np.mean(label == y)), "rejection_rate": float(np.mean(flagged))}
-    results = []
+    report = Report(model=name or getattr(model, "name", "model"), dataset=dataset, split=split, n=int(len(x)),
+                    seed=seed, clean=clean, results=[],
+                    settings={"eps": eps, "threats": list(threats), "attacks": list(attacks)})
+    has_detector = getattr(model, "threshold", None) is not None and getattr(model, "encoder", None) is not None
     for threat in threats:
-        for attack in attacks:
+        substitute = None
+        if threat == "black":
+            settings = {**BLACK_BOX_DEFAULTS, **(black_box or {})}
+            substitute = blackbox.train_substitute(blackbox.oracle_from(model), holdout, seed=seed, **settings)
+            agreement = float(np.mean(np.argmax(predict_logits(substitute.model, x), 1) == label))
+            report.substitute = {**settings, "training_set_size": substitute.training_set_size,
+                                 "oracle_queries": substitute.oracle_queries,
+                                 "agreement_with_defended_model": round(agreement, 4)}
+        names = list(attacks) + (["pgd_detector"] if threat == "white" and detector_aware and has_detector else [])
+        for attack in names:
             p = attack_params(attack, eps, params)
+            n = min(len(x), p.get("n") or len(x))
             start = time.time()
-            fn = attacks_lib.ATTACKS[attack]
-            kwargs = dict(p, seed=seed) if attack == "pgd" else p
-            x_adv = fn(classifier, x, y, **kwargs)  # gray-box: crafted on the bare classifier
-            label, flagged = _defended_outputs(model, x_adv)
-            delta = (x_adv - x).reshape(len(x), -1)
-            correct = label == y
-            results.append(AttackResult(
-                attack=attack, threat=threat, params=p, n=int(len(x)),
-                accuracy_undefended=accuracy(classifier, x_adv, y, desc=f"{attack} undefended"),
-                accuracy_defended=float(np.mean(correct)), rejection_rate=float(np.mean(flagged)),
-                accuracy_or_rejected=float(np.mean(correct | flagged)),
-                mean_linf=float(np.abs(delta).max(1).mean()), mean_l2=float(np.linalg.norm(delta, axis=1).mean()),
-                wall_time_s=round(time.time() - start, 1)))
-    return Report(model=name or getattr(model, "name", "model"), dataset=dataset, split=split, n=int(len(x)),
-                  seed=seed, clean=clean, results=results, settings={"eps": eps, "threats": list(threats)})
+            x_adv = run_attack(attack, attack_fn(model, threat, attack, substitute), x[:n], y[:n], p, seed, model)
+            report.examples[f"{threat}/{attack}"] = x_adv[:8]
+            report.results.append(measure(model, classifier, attack, threat, p, x[:n], x_adv, y[:n],
+                                          time.time() - start))
+    return report
+
+
+def eps_sweep(model, x, y, eps_values, *, attack="fgsm", threat="gray", seed=0):
+    """Defended and undefended accuracy for each eps; the worst case is the min."""
+    classifier = getattr(model, "classifier", model)
+    defended, undefended = [], []
+    for eps in progress.bar(list(eps_values), desc=f"{attack} eps sweep"):
+        p = attack_params(attack, eps)
+        x_adv = run_attack(attack, attack_fn(model, threat, attack), x, y, p, seed, model)
+        defended.append(float(np.mean(defended_outputs(model, x_adv)[0] == y)))
+        undefended.append(accuracy(classifier, x_adv, y, desc="undefended"))
+    return {"attack": attack, "threat": threat, "n": int(len(x)), "eps": [float(e) for e in eps_values],
+            "defended": defended, "undefended": undefended, "worst_defended": min(defended)}
+
+
+def detector_auc(model, x, y, eps_values=(0.05, 0.1, 0.2, 0.3)):
+    """Detector scores of clean vs gray-box FGSM images, and the ROC AUC per eps."""
+    from tfdefense.purification import roc_curve
+
+    clean = np.asarray(model.defend(x)["score"])
+    adv = {}
+    for eps in eps_values:
+        x_adv = attacks_lib.fgsm(threats_lib.gray_box_fn(model), x, y, eps=eps)
+        adv[eps] = np.asarray(model.defend(x_adv)["score"])
+    aucs = {str(eps): round(roc_curve(clean, s)[3], 4) for eps, s in adv.items()}
+    return clean, adv, aucs
+

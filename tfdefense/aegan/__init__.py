@@ -19,6 +19,7 @@ from tfdefense.aegan import builders, losses
 from tfdefense.aegan.model import AEGAN
 
 ENCODER, DECODER = "encoder.weights.h5", "decoder.weights.h5"
+RECALIBRATION_IMAGES = 10000
 _REFERENCE = "aegan_rs.txt: Table 6 architectures, Table 4 schedule, Algorithms 1-2, Tables 1-3"
 MODEL_DEFAULTS = {"latent_dim": 128, "filters": 64, "noise_eta": 0.3, "adversarial": True,
                   "adversarial_weight": 1.0}
@@ -60,6 +61,8 @@ def _build_for_training(entry, config):
 
 
 def _save(model, entry, out_dir):
+    x, _ = datasets.load(entry["metadata"]["dataset"], "train")
+    model.recalibrate_decoder_statistics(x[:RECALIBRATION_IMAGES])
     model.encoder.save_weights(os.path.join(out_dir, ENCODER))
     model.decoder.save_weights(os.path.join(out_dir, DECODER))
     return [ENCODER, DECODER]

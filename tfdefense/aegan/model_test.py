@@ -58,3 +58,18 @@ def test_losses_basic_values():
     assert float(losses.generator_loss(zeros)) == pytest.approx(np.log(2), rel=1e-5)
     x = np.zeros((2, 28, 28, 1), "float32")
     assert float(losses.reconstruction_loss(x, x + 0.1)) == pytest.approx(784 * 0.01, rel=1e-4)
+
+
+def test_recalibration_changes_only_decoder_statistics():
+    import keras
+
+    model = AEGAN.from_config_dict(TINY)
+    x = testing.tiny_images(8)
+    trainable = [v.numpy().copy() for v in model.trainable_variables]
+    norms = [layer for layer in model.decoder.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    before = [layer.moving_mean.numpy().copy() for layer in norms]
+    model.recalibrate_decoder_statistics(x, batch_size=4)
+    assert any(not np.allclose(b, layer.moving_mean.numpy()) for b, layer in zip(before, norms))
+    for a, v in zip(trainable, model.trainable_variables):
+        np.testing.assert_array_equal(a, v.numpy())
+    assert all(layer.momentum == 0.99 for layer in norms)

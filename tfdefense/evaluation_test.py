@@ -1,0 +1,82 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from tfdefense import evaluation, sanity, testing
+from tfdefense.aegan import builders
+from tfdefense.aegan.defended import build_defended
+from tfdefense.classifiers import builders as cbuilders
+
+FAST = {"pgd": {"nb_iter": 3}, "cw": {"binary_search_steps": 1, "max_iterations": 3, "n": 4},
+        "spsa": {"nb_iter": 2, "spsa_samples": 8, "n": 2}, "pgd_detector": {"nb_iter": 3},
+        "deepfool": {"max_iter": 3}, "bim": {"nb_iter": 3}, "mim": {"nb_iter": 3}}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    keras.utils.set_random_seed(0)
+    clf = cbuilders.classifier_c(units=8)
+    model = build_defended(builders.encoder(4, 2), builders.decoder(4, 2), clf, steps=2, threshold=0.3)
+    x = testing.tiny_images(6, seed=3)
+    y = np.arange(6) % 10
+    return model, x, y
+
+
+def test_report_schema_all_threats(tiny, tmp_path):
+    model, x, y = tiny
+    report = evaluation.evaluate(model, x, y, attacks=("fgsm", "pgd", "cw", "deepfool"),
+                                 threats=("gray", "white", "black"), eps=0.2, params=FAST,
+                                 holdout=testing.tiny_images(10, seed=4),
+                                 black_box={"arch": "c", "rounds": 2, "epochs": 1, "units": 8}, name="tiny")
+    keys = {(r.threat, r.attack) for r in report.results}
+    assert ("white", "pgd_detector") in keys and ("black", "fgsm") in keys and ("gray", "cw") in keys
+    for r in report.results:
+        assert 0 <= r.accuracy_defended <= 1 and 0 <= r.rejection_rate <= 1
+        assert r.accuracy_or_rejected >= r.accuracy_defended
+        if r.attack in ("fgsm", "pgd", "pgd_detector"):
+            assert r.mean_linf <= 0.2 + 1e-6 and r.params["eps"] == 0.2
+    cw = next(r for r in report.results if r.attack == "cw")
+    assert cw.n == 4  # "n" in params caps expensive attacks
+    assert report.substitute["oracle_queries"] >= 10
+    report.write(str(tmp_path))
+    data = json.load(open(tmp_path / "report.json"))
+    assert {"model", "n", "seed", "clean", "results", "settings"} <= set(data)
+    assert "| white | pgd_detector" in (tmp_path / "report.md").read_text()
+
+
+def test_deterministic_for_a_seed(tiny):
+    model, x, y = tiny
+    a = evaluation.evaluate(model, x, y, attacks=("pgd",), threats=("gray", "white"), params=FAST, seed=5)
+    b = evaluation.evaluate(model, x, y, attacks=("pgd",), threats=("gray", "white"), params=FAST, seed=5)
+    strip = lambda r: [{k: v for k, v in vars(x).items() if k != "wall_time_s"} for x in r.results]  # noqa: E731
+    assert strip(a) == strip(b)
+
+
+def test_unknown_names_fail_early(tiny):
+    model, x, y = tiny
+    with pytest.raises(ValueError, match="Unknown attack"):
+        evaluation.evaluate(model, x, y, attacks=("jsma",))
+    with pytest.raises(ValueError, match="threat"):
+        evaluation.evaluate(model, x, y, attacks=("fgsm",), threats=("grey",))
+    with pytest.raises(ValueError, match="holdout"):
+        evaluation.evaluate(model, x, y, attacks=("fgsm",), threats=("black",))
+
+
+def test_sanity_checks_run_and_report(tiny):
+    model, x, y = tiny
+    checks = sanity.run(model, x, y, n=4, spsa_n=2)
+    assert set(checks) == {"undefended_falls_under_pgd", "more_iterations_never_help", "unbounded_attack_succeeds",
+                           "attack_gradient_nonzero", "gradient_free_not_much_stronger"}
+    assert checks["attack_gradient_nonzero"]["passed"]
+    assert all(isinstance(c["detail"], str) for c in checks.values())
+
+
+def test_eps_sweep_and_detector(tiny):
+    model, x, y = tiny
+    sweep = evaluation.eps_sweep(model, x, y, [0.0, 0.2])
+    assert len(sweep["defended"]) == 2 and sweep["worst_defended"] == min(sweep["defended"])
+    clean, adv, aucs = evaluation.detector_auc(model, x, y, eps_values=(0.1, 0.3))
+    assert set(aucs) == {"0.1", "0.3"} and all(0 <= v <= 1 for v in aucs.values())

@@ -1,0 +1,113 @@
+"""`tfdefense evaluate` as a library call: one pretrained model, every threat
+model, a report people can read, and optionally the numbers in its card.
+
+Example:
+    >>> from tfdefense import harness
+    >>> report = harness.run("aegan_mnist", attacks=("fgsm",), threats=("gray",), n=100,
+    ...                      output_dir="/tmp/report")                     # doctest: +SKIP
+"""
+
+import os
+
+import numpy as np
+
+import tfdefense
+from tfdefense import datasets, evaluation, plots, registry, sanity, training
+
+
+def sample(dataset, n, seed, split="eval"):
+    """``n`` images of ``split`` chosen by ``seed`` (all of it when n is None)."""
+    x, y = datasets.load(dataset, split)
+    if n is not None and n < len(x):
+        index = np.sort(np.random.default_rng(seed).choice(len(x), size=n, replace=False))
+        x, y = x[index], y[index]
+    return x, y
+
+
+def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0.3, seed=0, params=None,
+        black_box=None, output_dir=None, sweep=0, sweep_n=200, run_sanity=False, update_card=False, split="eval", **overrides):
+    """Evaluates a registered model and writes its report.
+
+    Args:
+        name: registered model name.
+        attacks, threats, eps, seed, params: see `evaluation.evaluate`.
+        n: images drawn from ``split`` (default: the 9850 test images outside
+            the black-box holdout).
+        output_dir: where report.json, report.md and the PNG figures go.
+        sweep: number of eps values in [0, 0.4] for the accuracy-vs-eps curve
+            (gray-box FGSM and PGD on ``sweep_n`` images); 0 skips it.
+        run_sanity: run the built-in sanity checks (on 100 images).
+        update_card: write the measured numbers into the model card.
+        **overrides: inference settings for `tfdefense.load`.
+
+    Returns:
+        The `evaluation.Report`.
+    """
+    entry = registry.get_entry(name)
+    dataset = entry["metadata"]["dataset"]
+    model = tfdefense.load(name, **overrides)
+    x, y = sample(dataset, n, seed, split)
+    holdout = datasets.load(dataset, "holdout")[0] if "black" in threats else None
+    report = evaluation.evaluate(model, x, y, attacks=attacks, threats=threats, eps=eps, seed=seed, params=params,
+                                 name=name, dataset=dataset, split=split, holdout=holdout,
+                                 black_box=black_box)
+    report.settings["overrides"] = overrides
+    figures = {}
+    defended = hasattr(model, "defend")
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        rows = {"clean": x[:8]}
+        for key, x_adv in report.examples.items():
+            rows[key] = x_adv
+            if defended:
+                rows[f"{key} purified"] = model.defend(x_adv)["purified"]
+        figures["examples.png"] = plots.image_grid(os.path.join(output_dir, "examples.png"), rows,
+                                                   title=f"{name}: clean, adversarial and purified images")
+    if sweep:
+        values = np.linspace(0.0, 0.4, sweep)
+        curves = {}
+        for attack in ("fgsm", "pgd"):
+            result = evaluation.eps_sweep(model, x[:sweep_n], y[:sweep_n], values, attack=attack, seed=seed)
+            report.eps_sweep[attack] = result
+            curves[f"{attack} defended"] = result["defended"]
+            curves[f"{attack} undefended"] = result["undefended"]
+        if output_dir:
+            figures["accuracy_vs_eps.png"] = plots.accuracy_vs_eps(
+                os.path.join(output_dir, "accuracy_vs_eps.png"), values, curves,
+                title=f"{name}: gray-box accuracy vs eps (n={min(sweep_n, len(x))})")
+    if defended and getattr(model, "threshold", None) is not None:
+        clean_scores, adv_scores, aucs = evaluation.detector_auc(model, x[:sweep_n], y[:sweep_n])
+        report.detector = {"metric": model.metric, "threshold": model.threshold, "n": int(min(sweep_n, len(x))),
+                           "auc_by_fgsm_eps": aucs,
+                           "false_positive_rate_clean": float(np.mean(clean_scores > model.threshold))}
+        if output_dir:
+            figures["detector.png"] = plots.detector_figure(os.path.join(output_dir, "detector.png"), clean_scores,
+                                                            adv_scores, model.threshold, model.metric)
+    if run_sanity:
+        report.sanity = sanity.run(model, x, y, eps=eps, seed=seed)
+    report.figures = sorted(figures)
+    if output_dir:
+        report.write(output_dir)
+    if update_card:
+        write_to_card(name, report)
+    return report
+
+
+def write_to_card(name, report):
+    """Stores measured robustness in the card (the paper's numbers stay in "reported")."""
+    folder = registry.weights_dir(name)
+    card = registry.read_card(folder, verify=True)
+    robustness = card.setdefault("measured", {}).setdefault("robustness", {})
+    for r in report.results:
+        robustness.setdefault(f"{r.threat}_box", {})[r.attack] = {
+            "accuracy_defended": round(r.accuracy_defended, 4), "accuracy_undefended": round(r.accuracy_undefended, 4),
+            "rejection_rate": round(r.rejection_rate, 4), "n": r.n, "params": r.params, "seed": report.seed,
+            "split": report.split}
+    card["measured"]["clean_accuracy_defended"] = {"value": round(report.clean["accuracy_defended"], 4),
+                                                   "n": report.n, "split": report.split, "seed": report.seed}
+    if report.detector:
+        card["measured"]["detector"] = report.detector
+    if report.substitute:
+        card["measured"]["black_box_substitute"] = report.substitute
+    training.write_card(folder, card)
+    return card
