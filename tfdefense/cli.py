@@ -140,6 +140,9 @@ def cmd_calibrate(args):
 
 
 def main(argv):
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # retracing notices are not for end users
     args = argv[1:]
     if not args or args[0] not in COMMANDS:
         _usage(f"Choose a command: {', '.join(COMMANDS)}.")

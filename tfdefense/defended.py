@@ -16,9 +16,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfdefense.purification import detection_scores
+from tfdefense.serialization import deserialize_parts, serialize_parts
 
 IMAGE_SHAPE = (28, 28, 1)
 MAX_BATCH = 1024
+PARTS = ("classifier", "purifier")
 
 
 def validate_images(x, max_batch=MAX_BATCH):
@@ -162,9 +164,8 @@ class DefendedClassifier(keras.Model):
 
     def get_config(self):
         config = super().get_config()
+        config.update(serialize_parts(self, PARTS))
         config.update({
-            "classifier": keras.saving.serialize_keras_object(self.classifier),
-            "purifier": keras.saving.serialize_keras_object(self.purifier),
             "threshold": self.threshold, "metric": self.metric, "bypass": self.bypass,
             "max_batch": self.max_batch,
         })
@@ -172,8 +173,4 @@ class DefendedClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("classifier", "purifier"):
-            if config.get(key) is not None:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return cls(**deserialize_parts(config, PARTS))

@@ -7,6 +7,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def image_grid(path, rows, max_images=8, title=None):
     """One row per entry of ``rows`` ({label: images [N, 28, 28, 1]})."""
     labels = list(rows)
@@ -21,10 +28,7 @@ def image_grid(path, rows, max_images=8, title=None):
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def accuracy_vs_eps(path, eps_values, curves, title=None):
@@ -39,10 +43,7 @@ def accuracy_vs_eps(path, eps_values, curves, title=None):
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def detector_figure(path, clean_scores, adv_scores_by_eps, threshold=None, metric="l1"):
@@ -65,7 +66,4 @@ def detector_figure(path, clean_scores, adv_scores_by_eps, threshold=None, metri
     ax2.set_xlabel(f"threshold ({metric} reconstruction error)")
     ax2.set_ylabel("rate")
     ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -19,6 +19,16 @@ def write_idx(path, array, compress=True):
     return path
 
 
+def blob_images(n=8, seed=0):
+    """Structured images (a bar whose position depends on a class) and their classes."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.int64)
+    for i, label in enumerate(labels):
+        images[i, 2 * label:2 * label + 8, 4:24] += 180
+    return (np.clip(images, 0, 255)[..., None] / 255.0).astype(np.float32), labels
+
+
 def make_data_dir(root, names=datasets.NAMES, n_train=210, n_test=200, seed=0):
     """Writes tiny official-style IDX files for ``names`` under ``root``.
 
@@ -30,11 +40,8 @@ def make_data_dir(root, names=datasets.NAMES, n_train=210, n_test=200, seed=0):
         folder = os.path.join(root, name)
         os.makedirs(folder, exist_ok=True)
         for (img_stem, lbl_stem), n in zip(datasets._FILES.values(), (n_train, n_test)):
-            labels = rng.integers(0, 10, n)
-            images = rng.integers(0, 60, (n, 28, 28))
-            for i, label in enumerate(labels):
-                images[i, 2 * label:2 * label + 8, 4:24] += 180
-            write_idx(os.path.join(folder, img_stem + ".gz"), np.clip(images, 0, 255))
+            images, labels = blob_images(n, seed=int(rng.integers(1 << 30)))
+            write_idx(os.path.join(folder, img_stem + ".gz"), np.round(images[..., 0] * 255))
             write_idx(os.path.join(folder, lbl_stem + ".gz"), labels)
     return root
 

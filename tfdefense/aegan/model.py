@@ -4,6 +4,9 @@ import keras
 import tensorflow as tf
 
 from tfdefense.aegan import builders, losses
+from tfdefense.serialization import deserialize_parts, serialize_parts
+
+PARTS = ("encoder", "decoder", "discriminator")
 
 
 @keras.saving.register_keras_serializable(package="tfdefense")
@@ -155,11 +158,8 @@ class AEGAN(keras.Model):
 
     def get_config(self):
         config = super().get_config()
+        config.update(serialize_parts(self, PARTS))
         config.update({
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-            "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "discriminator": (keras.saving.serialize_keras_object(self.discriminator)
-                              if self.discriminator is not None else None),
             "latent_dim": self.latent_dim, "noise_eta": self.noise_eta,
             "adversarial": self.adversarial, "adversarial_weight": self.adversarial_weight,
             "seed": self.seed,
@@ -168,8 +168,4 @@ class AEGAN(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder", "discriminator"):
-            if config.get(key) is not None:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return cls(**deserialize_parts(config, PARTS))

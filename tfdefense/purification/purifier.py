@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfdefense.purification import search
+from tfdefense.serialization import deserialize_parts, serialize_parts
 
 
 @keras.saving.register_keras_serializable(package="tfdefense")
@@ -76,9 +77,8 @@ class Purifier(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
+        config.update(serialize_parts(self, ("decoder", "encoder")))
         config.update({
-            "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "encoder": keras.saving.serialize_keras_object(self.encoder) if self.encoder else None,
             "steps": self.steps, "step_size": self.step_size, "restarts": self.restarts,
             "decay_every": self.decay_every, "decay": self.decay, "prior": self.prior, "z_clip": self.z_clip,
         })
@@ -86,8 +86,4 @@ class Purifier(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("decoder", "encoder"):
-            if config.get(key) is not None:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return cls(**deserialize_parts(config, ("decoder", "encoder")))
