@@ -35,6 +35,7 @@ flags.DEFINE_string("output_dir", None, "Where `evaluate` writes report.json, re
 flags.DEFINE_string("params", "{}", 'Per-attack settings as JSON, e.g. \'{"pgd": {"nb_iter": 100}, "cw": {"n": 200}}\'.')
 flags.DEFINE_string("black_box", "{}", 'Substitute settings as JSON, e.g. \'{"arch": "c", "rounds": 6}\'.')
 flags.DEFINE_integer("sweep", 0, "Number of eps values in [0, 0.4] for accuracy-vs-eps curves (0: none).")
+flags.DEFINE_integer("sweep_n", 200, "Images for the eps sweep and the detector curves.")
 flags.DEFINE_boolean("sanity", False, "Run the built-in sanity checks.")
 flags.DEFINE_boolean("update_card", False, "Write the measured numbers into the model card (--update-card).")
 flags.DEFINE_integer("steps", None, "Override the latent search steps L.")
@@ -114,7 +115,7 @@ def cmd_evaluate(args):
         return
     report = harness.run(name, attacks=tuple(FLAGS.attacks), threats=tuple(FLAGS.threat), n=FLAGS.n or 1000,
                          eps=FLAGS.eps, seed=FLAGS.seed or 0, params=json.loads(FLAGS.params),
-                         black_box=json.loads(FLAGS.black_box), output_dir=FLAGS.output_dir, sweep=FLAGS.sweep,
+                         black_box=json.loads(FLAGS.black_box), output_dir=FLAGS.output_dir, sweep=FLAGS.sweep, sweep_n=FLAGS.sweep_n,
                          run_sanity=FLAGS.sanity, update_card=FLAGS.update_card, split=FLAGS.split or "eval",
                          **overrides)
     print(report.to_markdown())

@@ -283,15 +283,22 @@ def eps_sweep(model, x, y, eps_values, *, attack="fgsm", threat="gray", seed=0):
             "defended": defended, "undefended": undefended, "worst_defended": min(defended)}
 
 
-def detector_auc(model, x, y, eps_values=(0.05, 0.1, 0.2, 0.3)):
-    """Detector scores of clean vs gray-box FGSM images, and the ROC AUC per eps."""
+def detector_auc(model, x, y, eps_values=(0.05, 0.1, 0.2, 0.3), metric=None):
+    """Detector scores of clean vs gray-box FGSM images, and the ROC AUC per eps.
+
+    ``metric`` ("l1" or "mse") defaults to the model's own detector metric.
+    """
     from tfdefense.purification import roc_curve
 
-    clean = np.asarray(model.defend(x)["score"])
+    metric = metric or model.metric
+
+    def scores(images):
+        return np.asarray(detection_scores(images, model.reconstruct(images), metric))
+
+    clean = scores(x)
     adv = {}
     for eps in eps_values:
-        x_adv = attacks_lib.fgsm(threats_lib.gray_box_fn(model), x, y, eps=eps)
-        adv[eps] = np.asarray(model.defend(x_adv)["score"])
+        adv[eps] = scores(attacks_lib.fgsm(threats_lib.gray_box_fn(model), x, y, eps=eps))
     aucs = {str(eps): round(roc_curve(clean, s)[3], 4) for eps, s in adv.items()}
     return clean, adv, aucs
 

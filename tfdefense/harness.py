@@ -76,13 +76,17 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
                 os.path.join(output_dir, "accuracy_vs_eps.png"), values, curves,
                 title=f"{name}: gray-box accuracy vs eps (n={min(sweep_n, len(x))})")
     if defended and getattr(model, "threshold", None) is not None:
-        clean_scores, adv_scores, aucs = evaluation.detector_auc(model, x[:sweep_n], y[:sweep_n])
         report.detector = {"metric": model.metric, "threshold": model.threshold, "n": int(min(sweep_n, len(x))),
-                           "auc_by_fgsm_eps": aucs,
-                           "false_positive_rate_clean": float(np.mean(clean_scores > model.threshold))}
-        if output_dir:
-            figures["detector.png"] = plots.detector_figure(os.path.join(output_dir, "detector.png"), clean_scores,
-                                                            adv_scores, model.threshold, model.metric)
+                           "auc_by_fgsm_eps": {}}
+        for metric in ("l1", "mse"):  # the paper's Figures 6 and 3
+            clean_scores, adv_scores, aucs = evaluation.detector_auc(model, x[:sweep_n], y[:sweep_n], metric=metric)
+            report.detector["auc_by_fgsm_eps"][metric] = aucs
+            if metric == model.metric:
+                report.detector["false_positive_rate_clean"] = float(np.mean(clean_scores > model.threshold))
+            if output_dir:
+                figures[f"detector_{metric}.png"] = plots.detector_figure(
+                    os.path.join(output_dir, f"detector_{metric}.png"), clean_scores, adv_scores,
+                    model.threshold if metric == model.metric else None, metric)
     if run_sanity:
         report.sanity = sanity.run(model, x, y, eps=eps, seed=seed)
     report.figures = sorted(figures)

@@ -1,0 +1,57 @@
+"""The shipped AE-GAN+rs models: load, defend, export (skipped where not trained yet)."""
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import tfdefense
+from tfdefense import attacks, datasets, export, registry
+
+NAMES = ("aegan_mnist", "aegan_fmnist")
+
+
+def _load_or_skip(name):
+    if not os.path.isfile(os.path.join(registry.weights_dir(name), registry.CARD)):
+        pytest.skip(f"{name} has no pretrained weights in this checkout yet")
+    return tfdefense.load(name)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loads_and_defends(real_data_dir, name):
+    model = _load_or_skip(name)
+    card = registry.read_card(registry.weights_dir(name))
+    assert model.threshold == pytest.approx(card["inference"]["threshold"])
+    x, y = datasets.load(registry.get_entry(name)["metadata"]["dataset"], "dev")
+    out = model.defend(x[:16])
+    assert out["purified"].shape == (16, 28, 28, 1) and out["logits"].shape == (16, 10)
+    assert np.mean(out["label"] == y[:16]) >= 0.75
+    faster = tfdefense.load(name, steps=2, threshold=1.0)
+    assert faster.purifier.steps == 2 and faster.threshold == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_clean_and_gray_box_accuracy(real_data_dir, name):
+    model = _load_or_skip(name)
+    card = registry.read_card(registry.weights_dir(name))
+    x, y = datasets.load(card["dataset"], "dev")
+    x, y = x[:300], y[:300]
+    clean = np.mean(model.defend(x)["label"] == y)
+    assert clean >= card["measured"]["clean_accuracy_defended"]["value"] - 0.05
+    x_adv = attacks.fgsm(model.classifier, x, y, eps=0.3)
+    assert np.mean(model.defend(x_adv)["label"] == y) > np.mean(np.argmax(model.classifier(x_adv), 1) == y) + 0.3
+
+
+@pytest.mark.slow
+def test_real_export_runs_in_the_session_loader(real_data_dir, tmp_path):
+    model = _load_or_skip("aegan_mnist")
+    path = export.export(model, str(tmp_path), "aegan_mnist")
+    x, _ = datasets.load("mnist", "dev")
+    np.save(tmp_path / "x.npy", x[:4])
+    out = subprocess.run(["saved_model_cli", "run", "--dir", path, "--tag_set", "serve", "--signature_def",
+                          "serving_default", "--inputs", f"images={tmp_path / 'x.npy'}", "--outdir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), model.defend(x[:4])["logits"], atol=1e-4)
