@@ -56,10 +56,18 @@ def cmd_list(args):
     import tfdefense
     from tfdefense import registry
 
+    print(f"{'name':22s} {'family':11s} {'status':12s} measured")
     for name in tfdefense.list_models():
         folder = registry.weights_dir(name)
-        ready = "pretrained" if os.path.isfile(os.path.join(folder, registry.CARD)) else "not trained"
-        print(f"{name:28s} {registry.get_entry(name)['family']:12s} {ready}")
+        status, measured = "not trained", ""
+        if os.path.isfile(os.path.join(folder, registry.CARD)):
+            card = registry.read_card(folder, verify=False)
+            t = card.get("training", {})
+            status = f"{t.get('epochs_completed', '?')}/{t.get('epochs', '?')} epochs"
+            m = card.get("measured", {})
+            clean = m.get("clean_accuracy_defended") or m.get("clean_accuracy")
+            measured = f"clean accuracy {clean['value']:.4f} ({clean.get('split', '')})" if clean else ""
+        print(f"{name:22s} {registry.get_entry(name)['family']:11s} {status:12s} {measured}")
 
 
 def cmd_train(args):
