@@ -24,6 +24,8 @@ flags.DEFINE_string("batches", "1,32,128", "Batch sizes.")
 flags.DEFINE_string("model", "aegan_mnist", "Registered AE-GAN entry.")
 flags.DEFINE_float("min_seconds", 3.0, "Time each measurement at least this long.")
 flags.DEFINE_string("policies", "float32,mixed_bfloat16", "Dtype policies to measure.")
+flags.DEFINE_boolean("update_card", False, "Store the measured throughput in the model card.")
+flags.DEFINE_string("output", None, "Also write the JSON to this file.")
 FLAGS = flags.FLAGS
 
 
@@ -97,6 +99,22 @@ def main(argv):
         result["policies"][policy] = entry
     keras.config.set_dtype_policy("float32")
     print(json.dumps(result, indent=2))
+    if FLAGS.output:
+        with open(FLAGS.output, "w") as f:
+            json.dump(result, f, indent=2)
+    if FLAGS.update_card:
+        from tfdefense import registry, training
+
+        folder = registry.weights_dir(FLAGS.model)
+        card = registry.read_card(folder)
+        card.setdefault("measured", {})["throughput"] = {
+            policy: {"steps": FLAGS.steps, "images_per_s_by_batch": {b: v["images_per_s"] for b, v in e["by_batch"].items()},
+                     "fraction_of_matmul_rate_by_batch": {b: v["fraction_of_matmul_rate"]
+                                                          for b, v in e["by_batch"].items()},
+                     "matmul_2048_gflops": e["matmul_2048_gflops"], "flops_per_image": e["flops_per_image"]}
+            for policy, e in result["policies"].items()}
+        card["measured"]["throughput"]["machine"] = result["machine"]
+        training.write_card(folder, card)
 
 
 if __name__ == "__main__":

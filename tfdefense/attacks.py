@@ -168,17 +168,21 @@ def _deepfool_batch(model_fn, x, labels, norm, overshoot, max_iter, num_classes,
     x0 = tf.convert_to_tensor(x)
     r_total = tf.zeros_like(x0)
     onehot = tf.one_hot(labels, num_classes)
-    for _ in range(max_iter):
-        x_adv = tf.clip_by_value(x0 + (1 + overshoot) * r_total, clip_min, clip_max)
+
+    @tf.function(reduce_retracing=True)
+    def logits_and_gradients(x_adv):
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(x_adv)
             logits = model_fn(x_adv)
             per_class = [logits[:, k] for k in range(num_classes)]
+        return logits, tf.stack([tape.gradient(per_class[k], x_adv) for k in range(num_classes)], axis=1)
+
+    for _ in range(max_iter):
+        x_adv = tf.clip_by_value(x0 + (1 + overshoot) * r_total, clip_min, clip_max)
+        logits, grads = logits_and_gradients(x_adv)
         active = tf.equal(tf.argmax(logits, 1), labels)
         if not bool(tf.reduce_any(active)):
             break
-        grads = tf.stack([tape.gradient(per_class[k], x_adv) for k in range(num_classes)], axis=1)
-        del tape
         f_true = tf.reduce_sum(logits * onehot, 1, keepdims=True)
         g_true = tf.einsum("bk,bkhwc->bhwc", onehot, grads)[:, None]
         w = grads - g_true                                # [B, K, H, W, C]
@@ -218,15 +222,19 @@ def pgd_detector_aware(model_fn, score_fn, threshold, x, y, *, eps, eps_iter=0.0
         raise ValueError("pgd_detector_aware needs the true labels y.")
     rng = np.random.default_rng(seed)
 
+    @tf.function(reduce_retracing=True)
+    def step(x_adv, xb, yb):
+        with tf.GradientTape() as tape:
+            tape.watch(x_adv)
+            ce = tf.keras.losses.sparse_categorical_crossentropy(yb, model_fn(x_adv), from_logits=True)
+            loss = ce - penalty * tf.nn.relu(score_fn(x_adv) - threshold)
+        x_adv = x_adv + eps_iter * tf.sign(tape.gradient(loss, x_adv))
+        return tf.clip_by_value(tf.clip_by_value(x_adv, xb - eps, xb + eps), clip_min, clip_max)
+
     def run(xb, yb):
         x_adv = tf.clip_by_value(xb + rng.uniform(-eps, eps, xb.shape).astype(np.float32), clip_min, clip_max)
         for _ in range(nb_iter):
-            with tf.GradientTape() as tape:
-                tape.watch(x_adv)
-                ce = tf.keras.losses.sparse_categorical_crossentropy(yb, model_fn(x_adv), from_logits=True)
-                loss = ce - penalty * tf.nn.relu(score_fn(x_adv) - threshold)
-            x_adv = x_adv + eps_iter * tf.sign(tape.gradient(loss, x_adv))
-            x_adv = tf.clip_by_value(tf.clip_by_value(x_adv, xb - eps, xb + eps), clip_min, clip_max)
+            x_adv = step(x_adv, xb, yb)
         return x_adv
 
     return _batched(run, x, y, batch_size, "pgd_detector_aware")

@@ -8,6 +8,7 @@ Usage:
               --seed=0 --output_dir=DIR [--sweep=30] [--sanity] [--update-card]
     tfdefense export <name> <dir> [--version=N]
     tfdefense calibrate <name> [--source=DIR]
+    tfdefense card <name> --reports=DIR1/report.json,DIR2/report.json   (merge reports into the card)
 """
 
 import json
@@ -38,13 +39,14 @@ flags.DEFINE_integer("sweep", 0, "Number of eps values in [0, 0.4] for accuracy-
 flags.DEFINE_integer("sweep_n", 200, "Images for the eps sweep and the detector curves.")
 flags.DEFINE_boolean("sanity", False, "Run the built-in sanity checks.")
 flags.DEFINE_boolean("update_card", False, "Write the measured numbers into the model card (--update-card).")
+flags.DEFINE_list("reports", [], "report.json files for `card`.")
 flags.DEFINE_integer("steps", None, "Override the latent search steps L.")
 flags.DEFINE_integer("restarts", None, "Override the random restarts R.")
 flags.DEFINE_float("threshold", None, "Override the detector threshold.")
 flags.DEFINE_integer("version", None, "Export version (default: the next free one).")
 flags.DEFINE_string("source", None, "Folder with exported weights to calibrate (default: saved_models/<name>).")
 
-COMMANDS = ("list", "train", "evaluate", "export", "calibrate")
+COMMANDS = ("list", "train", "evaluate", "export", "calibrate", "card")
 DEFAULT_MODEL = "classifier_a_mnist"  # what `tfdefense evaluate` runs without a name
 
 
@@ -146,6 +148,16 @@ def cmd_calibrate(args):
 
     card = calibrate.calibrate(args[0], FLAGS.source)
     print(json.dumps({"inference": card["inference"], "calibration": card["calibration"]}, indent=2))
+
+
+def cmd_card(args):
+    if len(args) != 1 or not FLAGS.reports:
+        _usage("card takes one model name and --reports.")
+    from tfdefense import evaluation, harness
+
+    for path in FLAGS.reports:
+        card = harness.write_to_card(args[0], evaluation.Report.read(path))
+    print(json.dumps(card["measured"], indent=2))
 
 
 def main(argv):

@@ -142,6 +142,14 @@ class Report:
             lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in self.figures]
         return "\n".join(lines) + "\n"
 
+    @classmethod
+    def read(cls, path):
+        """A report back from its ``report.json``."""
+        with open(path) as f:
+            data = json.load(f)
+        data["results"] = [AttackResult(**r) for r in data["results"]]
+        return cls(**data)
+
     def write(self, output_dir):
         """Writes report.json and report.md into ``output_dir``."""
         os.makedirs(output_dir, exist_ok=True)

@@ -80,3 +80,11 @@ def test_eps_sweep_and_detector(tiny):
     assert len(sweep["defended"]) == 2 and sweep["worst_defended"] == min(sweep["defended"])
     clean, adv, aucs = evaluation.detector_auc(model, x, y, eps_values=(0.1, 0.3))
     assert set(aucs) == {"0.1", "0.3"} and all(0 <= v <= 1 for v in aucs.values())
+
+
+def test_report_round_trips_through_json(tiny, tmp_path):
+    model, x, y = tiny
+    report = evaluation.evaluate(model, x, y, attacks=("fgsm",), threats=("gray",))
+    report.write(str(tmp_path))
+    again = evaluation.Report.read(str(tmp_path / "report.json"))
+    assert again.to_dict() == report.to_dict()
