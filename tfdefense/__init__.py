@@ -14,7 +14,7 @@ except ImportError as e:  # pragma: no cover
     raise ImportError("tfdefense needs TensorFlow 2.21: pip install 'tensorflow==2.21.0' "
                       "(GPU: 'tensorflow[and-cuda]==2.21.0').") from e
 
-from tfdefense import aegan, classifiers  # noqa: E402,F401  (register their families and entries)
+from tfdefense import aegan, classifiers, defensegan  # noqa: E402,F401  (register their families and entries)
 from tfdefense.registry import UnknownModelError, WeightsError, list_models, load  # noqa: E402
 
 __all__ = ["load", "list_models", "UnknownModelError", "WeightsError", "__version__"]

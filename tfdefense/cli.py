@@ -144,9 +144,9 @@ def cmd_export(args):
 def cmd_calibrate(args):
     if len(args) != 1:
         _usage("calibrate takes one model name.")
-    from tfdefense.aegan import calibrate
+    from tfdefense import calibration
 
-    card = calibrate.calibrate(args[0], FLAGS.source)
+    card = calibration.calibrate(args[0], FLAGS.source)
     print(json.dumps({"inference": card["inference"], "calibration": card["calibration"]}, indent=2))
 
 

@@ -23,6 +23,18 @@ MAX_BATCH = 1024
 PARTS = ("classifier", "purifier")
 
 
+def inference_settings(defaults, entry, card, overrides):
+    """A family's inference settings: defaults < entry < measured card < caller.
+
+    Raises:
+        TypeError: an override the family does not know, listing the known ones.
+    """
+    unknown = set(overrides) - set(defaults)
+    if unknown:
+        raise TypeError(f"Unknown inference settings {sorted(unknown)}; choose from {sorted(defaults)}.")
+    return {**defaults, **entry.get("inference", {}), **card.get("inference", {}), **overrides}
+
+
 def validate_images(x, max_batch=MAX_BATCH):
     """In-graph checks that turn bad input into a clear error.
 

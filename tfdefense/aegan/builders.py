@@ -12,19 +12,19 @@ from keras import layers
 IMAGE_SHAPE = (28, 28, 1)
 
 
-def _conv_stack(filters, name):
-    """Conv(f,5,2)-LReLU, Conv(2f,5,2)-BN-LReLU, Conv(4f,5,2)-BN-LReLU, Flatten."""
-    return [
-        layers.Conv2D(filters, 5, strides=2, padding="same", name=f"{name}_conv1"),
-        layers.LeakyReLU(0.2),
-        layers.Conv2D(2 * filters, 5, strides=2, padding="same", name=f"{name}_conv2"),
-        layers.BatchNormalization(name=f"{name}_bn2"),
-        layers.LeakyReLU(0.2),
-        layers.Conv2D(4 * filters, 5, strides=2, padding="same", name=f"{name}_conv3"),
-        layers.BatchNormalization(name=f"{name}_bn3"),
-        layers.LeakyReLU(0.2),
-        layers.Flatten(),
-    ]
+def _conv_stack(filters, name, batch_norm=True):
+    """Conv(f,5,2)-LReLU, Conv(2f,5,2)-BN-LReLU, Conv(4f,5,2)-BN-LReLU, Flatten.
+
+    ``batch_norm=False`` drops the BN layers (a WGAN-GP critic must not
+    normalise across the batch: its gradient penalty is per example).
+    """
+    stack = [layers.Conv2D(filters, 5, strides=2, padding="same", name=f"{name}_conv1"), layers.LeakyReLU(0.2)]
+    for i, width in ((2, 2 * filters), (3, 4 * filters)):
+        stack.append(layers.Conv2D(width, 5, strides=2, padding="same", name=f"{name}_conv{i}"))
+        if batch_norm:
+            stack.append(layers.BatchNormalization(name=f"{name}_bn{i}"))
+        stack.append(layers.LeakyReLU(0.2))
+    return stack + [layers.Flatten()]
 
 
 def encoder(latent_dim=128, filters=64, input_shape=IMAGE_SHAPE, name="encoder"):
@@ -66,12 +66,12 @@ def decoder(latent_dim=128, filters=64, name="decoder"):
     ], name=name)
 
 
-def discriminator(filters=64, input_shape=IMAGE_SHAPE, name="discriminator"):
+def discriminator(filters=64, input_shape=IMAGE_SHAPE, name="discriminator", batch_norm=True):
     """D: image -> one logit (the sigmoid of Table 6 lives in the loss).
 
     Example:
         >>> discriminator().count_params()
         1031681
     """
-    return keras.Sequential([keras.Input(input_shape), *_conv_stack(filters, name),
+    return keras.Sequential([keras.Input(input_shape), *_conv_stack(filters, name, batch_norm),
                              layers.Dense(1, name=f"{name}_logit", dtype="float32")], name=name)

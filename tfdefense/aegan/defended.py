@@ -4,21 +4,12 @@ import os
 
 from tfdefense import registry
 from tfdefense.aegan import builders
-from tfdefense.defended import DefendedClassifier
+from tfdefense.defended import DefendedClassifier, inference_settings
 from tfdefense.purification import Purifier
 
 # Settings a user may override in `tfdefense.load("aegan_mnist", **settings)`.
 INFERENCE_DEFAULTS = {"steps": 15, "step_size": 0.01, "restarts": 1, "threshold": None, "metric": "l1",
                       "bypass": True, "classifier": None}
-
-
-def inference_settings(entry, card, overrides):
-    """Defaults < entry < measured card settings < the caller's overrides."""
-    unknown = set(overrides) - set(INFERENCE_DEFAULTS)
-    if unknown:
-        raise TypeError(f"Unknown inference settings {sorted(unknown)}; "
-                        f"choose from {sorted(INFERENCE_DEFAULTS)}.")
-    return {**INFERENCE_DEFAULTS, **entry.get("inference", {}), **card.get("inference", {}), **overrides}
 
 
 def build_defended(encoder, decoder, classifier, steps=15, step_size=0.01, restarts=1, threshold=None,
@@ -43,7 +34,7 @@ def load_parts(entry, folder):
 
 def load(entry, folder, **overrides):
     card = registry.read_card(folder, verify=False)  # `registry.load` verified the files
-    settings = inference_settings(entry, card, overrides)
+    settings = inference_settings(INFERENCE_DEFAULTS, entry, card, overrides)
     classifier = registry.load(settings.pop("classifier"))
     encoder, decoder = load_parts(entry, folder)
     return build_defended(encoder, decoder, classifier, name=entry["name"], **settings)

@@ -1,0 +1,90 @@
+"""Defense-GAN / Invert-and-Classify (INC): project onto a GAN's range by
+latent search from random restarts, then classify; reject inputs whose best
+reconstruction error is too large.
+
+Example:
+    >>> import tfdefense
+    >>> model = tfdefense.load("defensegan_mnist", steps=60, restarts=1)   # doctest: +SKIP
+
+Reference:
+    Samangouei et al., Defense-GAN (ICLR 2018); Ilyas et al., The robust
+    manifold defense (robust_manifold_defense.txt, Invert-and-Classify).
+"""
+
+import os
+
+from tfdefense import registry
+from tfdefense.aegan import builders
+from tfdefense.defended import DefendedClassifier, inference_settings
+from tfdefense.defensegan.model import WGANGP
+from tfdefense.purification import Purifier
+
+GENERATOR = "generator.weights.h5"
+# R=10 restarts x L=200 steps as in Defense-GAN; the step size is chosen on
+# validation data by `tfdefense calibrate` and the threshold rejects (INC).
+INFERENCE_DEFAULTS = {"steps": 200, "restarts": 10, "step_size": 0.01, "decay_every": 50, "decay": 0.5,
+                      "threshold": None, "classifier": None}
+_REPORTED = {"mnist": {"white_box": {"fgsm_0.3": 0.981, "pgd_0.3": 0.989, "cw_l2": 0.981},
+                       "gray_box": {"fgsm_0.3": 0.880, "pgd_0.3": 0.913, "cw_l2": 0.918}},
+             "fashion_mnist": {"white_box": {"fgsm_0.3": 0.814, "pgd_0.3": 0.852, "cw_l2": 0.810}}}
+
+
+def _entries():
+    entries = {}
+    for dataset, short in (("mnist", "mnist"), ("fashion_mnist", "fmnist")):
+        entries[f"defensegan_{short}"] = {
+            "family": "defensegan",
+            "config": {"latent_dim": 128, "filters": 64, "critic_steps": 5, "gp_weight": 10.0},
+            "inference": {"classifier": f"classifier_a_{short}"},
+            "path": f"defensegan_{short}",
+            "train": {"epochs": 30, "batch_size": 64, "learning_rate": 1e-4, "seed": 0,
+                      "dtype_policy": "mixed_bfloat16"},
+            "metadata": {"dataset": dataset,
+                         "description": f"Defense-GAN on {dataset}: WGAN-GP generator, R=10 x L=200 latent "
+                                        "search, INC rejection, classifier A.",
+                         "reported": _REPORTED[dataset],
+                         "reference": "aegan_rs.txt Tables 1-2 (Defense-GAN columns); robust_manifold_defense.txt"},
+        }
+    return entries
+
+
+def _build_for_training(entry, config):
+    import keras
+
+    model = WGANGP.from_config_dict(entry["config"])
+    adam = lambda: keras.optimizers.Adam(config["learning_rate"], beta_1=0.5, beta_2=0.9)  # noqa: E731
+    model.compile(c_optimizer=adam(), g_optimizer=adam())
+    return model
+
+
+def _save(model, entry, out_dir):
+    model.generator.save_weights(os.path.join(out_dir, GENERATOR))
+    return [GENERATOR]
+
+
+def _measure(model, entry):
+    return {}  # measured by `tfdefense calibrate` and `tfdefense evaluate --update-card`
+
+
+def build_defended(generator, classifier, steps=200, restarts=10, step_size=0.01, decay_every=50, decay=0.5,
+                   threshold=None, name="defensegan"):
+    """INC: random-restart search from N(0, I), reject above ``threshold``."""
+    purifier = Purifier(generator, None, steps=steps, step_size=step_size, restarts=restarts,
+                        decay_every=decay_every, decay=decay, prior="normal", z_clip=None)
+    return DefendedClassifier(classifier, purifier, threshold=threshold, bypass=False, name=name)
+
+
+def _load(entry, folder, **overrides):
+    card = registry.read_card(folder, verify=False)
+    settings = inference_settings(INFERENCE_DEFAULTS, entry, card, overrides)
+    classifier = registry.load(settings.pop("classifier"))
+    generator = builders.decoder(entry["config"]["latent_dim"], entry["config"]["filters"], name="generator")
+    generator.load_weights(os.path.join(folder, GENERATOR))
+    return build_defended(generator, classifier, name=entry["name"], **settings)
+
+
+registry.register_family(registry.Family("defensegan", _build_for_training, _save, _measure, _load))
+for _name, _entry in _entries().items():
+    registry.register(_name, _entry)
+
+__all__ = ["WGANGP", "build_defended"]
