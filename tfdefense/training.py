@@ -193,12 +193,20 @@ def write_card(folder, card):
 
 
 def publish(src, dst):
-    """Copies a finished export to ``dst`` (replacing it as a whole)."""
-    tmp = dst.rstrip("/") + ".tmp"
+    """Copies a finished export to ``dst``, replacing it as a whole.
+
+    The old folder is renamed aside before the new one is renamed in, so a
+    kill at any point leaves a complete copy under ``dst`` or ``dst.old``.
+    """
+    dst = dst.rstrip("/")
+    tmp, old = dst + ".tmp", dst + ".old"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)
-    shutil.rmtree(dst, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(dst):
+        os.replace(dst, old)
     os.replace(tmp, dst)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(path, obj):
