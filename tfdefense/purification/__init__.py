@@ -1,8 +1,9 @@
 """Shared purification blocks: the latent search, `Purifier` and `Detector`."""
 
+from tfdefense.purification.dip import DeepImagePrior, deep_image_prior
 from tfdefense.purification.detector import Detector, detection_scores, roc_curve, threshold_at_fpr
 from tfdefense.purification.purifier import Purifier
 from tfdefense.purification.search import SearchResult, latent_search, random_codes
 
-__all__ = ["Detector", "Purifier", "SearchResult", "detection_scores", "latent_search", "random_codes",
+__all__ = ["DeepImagePrior", "Detector", "Purifier", "deep_image_prior", "SearchResult", "detection_scores", "latent_search", "random_codes",
            "roc_curve", "threshold_at_fpr"]
