@@ -153,6 +153,7 @@ def make_card(entry, config, state, measured, folder, files):
         "training": {
             **config,
             "epochs_completed": state.get("epoch", 0),
+            "scheduled_epochs": entry.get("train", {}).get("epochs", config["epochs"]),
             "wall_time_s": round(state.get("wall_time_s", 0.0), 1),
             "command": f"tfdefense train {entry['name']}",
             "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
@@ -166,26 +167,51 @@ def make_card(entry, config, state, measured, folder, files):
     }
 
 
+REPORTED_KEYS = {"fgsm": "fgsm_0.3", "pgd": "pgd_0.3", "cw": "cw_l2"}
+
+
+def _robustness_table(card):
+    """Markdown rows: measured robustness with the paper's figure beside it."""
+    robustness = card["measured"].get("robustness", {})
+    if not robustness:
+        return []
+    lines = ["", "| threat | attack | n | defended | no defense | rejected | paper (defended) | settings |",
+             "|---|---|---|---|---|---|---|---|"]
+    for threat, results in robustness.items():
+        for attack, r in results.items():
+            paper = card.get("reported", {}).get(threat, {}).get(REPORTED_KEYS.get(attack, attack), "-")
+            settings = {k: v for k, v in r["params"].items() if k != "n"}
+            lines.append(f"| {threat.replace('_box', '')} | {attack} | {r['n']} | {r['accuracy_defended']:.3f} "
+                         f"| {r['accuracy_undefended']:.3f} | {r['rejection_rate']:.3f} | {paper} "
+                         f"| `{json.dumps(settings)}`, seed {r['seed']}, {r['split']} split |")
+    return lines
+
+
 def write_card(folder, card):
     """Writes ``model_card.json`` and a short ``README.md`` rendered from it."""
     write_json(os.path.join(folder, registry.CARD), card)
     t = card["training"]
+    scheduled = t.get("scheduled_epochs", t["epochs"])
     lines = [f"# {card['name']}", "", card.get("description", ""), "",
              f"- family: `{card['family']}`, dataset: `{card['dataset']}`",
              f"- architecture: `{json.dumps(card['architecture'])}`",
-             f"- training: {t['epochs_completed']}/{t['epochs']} epochs, batch {t['batch_size']}, "
-             f"Adam lr {t['learning_rate']}, seed {t['seed']}, {t['wall_time_s'] / 60:.1f} min on "
+             f"- training: {t['epochs_completed']} epochs of the {scheduled}-epoch schedule, batch "
+             f"{t['batch_size']}, Adam lr {t['learning_rate']}, seed {t['seed']}, "
+             f"{t.get('dtype_policy', 'float32')}, {t['wall_time_s'] / 60:.1f} min of training on "
              f"{t['machine']} (`{t['command']}`)", "", "## Measured by tfdefense", ""]
-    lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card["measured"].items()]
+    lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card["measured"].items() if k != "robustness"]
+    lines += _robustness_table(card)
     if card.get("reported"):
         lines += ["", "## Reported in the paper (targets, not measurements)", ""]
         lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card["reported"].items()]
         lines += ["", f"Reference: {card.get('reference', '')}"]
     for section in ("inference", "calibration"):
         if card.get(section):
-            lines += ["", f"## {section.capitalize()} settings (chosen on validation data)" if section == "inference"
+            lines += ["", "## Inference settings (chosen on validation data)" if section == "inference"
                       else "## Calibration", ""]
             lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card[section].items()]
+    if card.get("notes"):
+        lines += ["", "## Notes", "", card["notes"]]
     lines += ["", "## Files (sha256, checked at load)", ""]
     lines += [f"- `{f}`: `{h}`" for f, h in card["files"].items()]
     with open(os.path.join(folder, "README.md"), "w") as f:
