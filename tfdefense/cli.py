@@ -62,7 +62,7 @@ def cmd_list(args):
     import tfdefense
     from tfdefense import registry
 
-    print(f"{'name':22s} {'family':11s} {'status':12s} measured")
+    print(f"{'name':30s} {'family':20s} {'status':16s} measured")
     for name in tfdefense.list_models():
         folder = registry.weights_dir(name)
         status, measured = "not trained", ""
@@ -73,7 +73,7 @@ def cmd_list(args):
             m = card.get("measured", {})
             clean = m.get("clean_accuracy_defended") or m.get("clean_accuracy")
             measured = f"clean accuracy {clean['value']:.4f} ({clean.get('split', '')})" if clean else ""
-        print(f"{name:22s} {registry.get_entry(name)['family']:11s} {status:12s} {measured}")
+        print(f"{name:30s} {registry.get_entry(name)['family']:20s} {status:16s} {measured}")
 
 
 def cmd_train(args):

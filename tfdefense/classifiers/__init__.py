@@ -41,7 +41,7 @@ def _build_for_training(entry, config):
     return model
 
 
-def _save(model, entry, out_dir):
+def save_classifier(model, entry, out_dir):
     # A fresh, uncompiled copy so the shipped file holds no optimizer state.
     clean = build_classifier(**entry["config"])
     clean.set_weights(model.get_weights())
@@ -49,13 +49,13 @@ def _save(model, entry, out_dir):
     return [WEIGHTS]
 
 
-def _measure(model, entry):
+def measure_classifier(model, entry):
     x, y = datasets.load(entry["metadata"]["dataset"], "test")
     return {"clean_accuracy": {"value": round(evaluation.accuracy(model, x, y), 4),
                                "split": "test", "n": int(len(x))}}
 
 
-def _load(entry, folder, **overrides):
+def load_classifier(entry, folder, **overrides):
     if overrides:
         raise TypeError(f"Classifiers take no inference settings; got {sorted(overrides)}.")
     model = build_classifier(**entry["config"])
@@ -63,7 +63,8 @@ def _load(entry, folder, **overrides):
     return model
 
 
-registry.register_family(registry.Family("classifier", _build_for_training, _save, _measure, _load))
+registry.register_family(registry.Family("classifier", _build_for_training, save_classifier, measure_classifier,
+                                         load_classifier))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)
 

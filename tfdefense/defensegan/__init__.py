@@ -13,7 +13,7 @@ Reference:
 
 import os
 
-from tfdefense import registry
+from tfdefense import classifiers, registry
 from tfdefense.aegan import builders
 from tfdefense.defended import DefendedClassifier, inference_settings
 from tfdefense.defensegan.model import WGANGP
@@ -83,8 +83,45 @@ def _load(entry, folder, **overrides):
     return build_defended(generator, classifier, name=entry["name"], **settings)
 
 
+def _robust_entries():
+    return {f"classifier_a_{short}_manifold": {
+        "family": "manifold_classifier",
+        "config": {"arch": "a", "init": f"classifier_a_{short}", "generator": f"defensegan_{short}", "mu": 0.5,
+                   "attack_steps": 20, "pairs": 32},
+        "path": f"classifier_a_{short}_manifold",
+        "train": {"epochs": 2, "batch_size": 100, "learning_rate": 1e-4, "seed": 0},
+        "metadata": {"dataset": dataset,
+                     "description": f"Classifier A on {dataset} fine-tuned against the overpowered min-max attack "
+                                    f"on the defensegan_{short} generator (robust manifold defense, Eq. 10).",
+                     "reported": {}, "reference": "robust_manifold_defense.txt Sections 2.3, 4.3"}}
+        for dataset, short in (("mnist", "mnist"), ("fashion_mnist", "fmnist"))}
+
+
+def _build_robust(entry, config):
+    import keras
+
+    import tfdefense
+    from tfdefense.defensegan.robust import ManifoldAdversarialTraining
+
+    c = entry["config"]
+    model = ManifoldAdversarialTraining(tfdefense.load(c["init"]), tfdefense.load(c["generator"]).decoder,
+                                        mu=c["mu"], attack_steps=c["attack_steps"], pairs=c["pairs"])
+    model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
+    return model
+
+
+def _save_robust(model, entry, out_dir):
+    return classifiers.save_classifier(model.classifier, entry, out_dir)
+
+
+def _measure_robust(model, entry):
+    return classifiers.measure_classifier(model.classifier, entry)
+
+
 registry.register_family(registry.Family("defensegan", _build_for_training, _save, _measure, _load))
-for _name, _entry in _entries().items():
+registry.register_family(registry.Family("manifold_classifier", _build_robust, _save_robust, _measure_robust,
+                                         classifiers.load_classifier))
+for _name, _entry in {**_entries(), **_robust_entries()}.items():
     registry.register(_name, _entry)
 
 __all__ = ["WGANGP", "build_defended"]

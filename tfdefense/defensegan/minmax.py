@@ -21,12 +21,52 @@ Reference:
 import numpy as np
 import tensorflow as tf
 
-from tfdefense import progress
+
+
+def _terms(generator, classifier, z, z2):
+    a, b = generator(z, training=False), generator(z2, training=False)
+    pa = tf.nn.softmax(tf.cast(classifier(a, training=False), tf.float32))
+    pb = tf.nn.softmax(tf.cast(classifier(b, training=False), tf.float32))
+    out_dist = tf.reduce_sum(tf.square(pa - pb), axis=1)
+    img_dist = tf.reduce_sum(tf.square(tf.cast(a, tf.float32) - tf.cast(b, tf.float32)), axis=[1, 2, 3])
+    return out_dist, img_dist, pa, pb
+
+
+def minmax_pairs(generator, classifier, z, z2, *, steps, eta2, learning_rate=0.01, lambda_rate=100.0):
+    """The attack's kernel: ``steps`` alternating updates from codes (z, z'), as tensors.
+
+    Adam ascent on the codes, projected ascent on the multiplier; written as a
+    `tf.while_loop` so it runs inside a `train_step` as well as on its own.
+
+    Returns:
+        (z, z') after the updates.
+    """
+    b1, b2, eps = 0.9, 0.999, 1e-8
+
+    def body(k, z, z2, lam, m, v):
+        with tf.GradientTape() as tape:
+            tape.watch([z, z2])
+            out_dist, img_dist, _, _ = _terms(generator, classifier, z, z2)
+            objective = tf.reduce_sum(out_dist - lam * (img_dist - eta2))
+        grads = tape.gradient(objective, [z, z2])
+        t = tf.cast(k + 1, tf.float32)
+        m = [b1 * a + (1 - b1) * g for a, g in zip(m, grads)]
+        v = [b2 * a + (1 - b2) * tf.square(g) for a, g in zip(v, grads)]
+        scale = learning_rate * tf.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        z, z2 = [c + scale * a / (tf.sqrt(b) + eps) for c, a, b in zip((z, z2), m, v)]  # ascent
+        lam = tf.nn.relu(lam + lambda_rate * (img_dist - eta2))
+        return k + 1, z, z2, lam, m, v
+
+    zeros = [tf.zeros_like(z), tf.zeros_like(z2)]
+    lam = tf.zeros([tf.shape(z)[0]])
+    _, z, z2, _, _, _ = tf.while_loop(lambda k, *_: k < steps, body, (tf.constant(0), z, z2, lam, zeros, zeros),
+                                      maximum_iterations=steps)
+    return tf.stop_gradient(z), tf.stop_gradient(z2)
 
 
 def minmax_attack(generator, classifier, *, n_pairs=256, latent_dim=128, eta2_per_pixel=2e-4, steps=2000,
                   learning_rate=0.01, lambda_rate=100.0, valid_mse=5e-4, seed=0):
-    """Runs the attack from random N(0, I) codes.
+    """Runs the attack from random N(0, I) codes and summarises it.
 
     Args:
         generator: G, codes -> images.
@@ -46,35 +86,14 @@ def minmax_attack(generator, classifier, *, n_pairs=256, latent_dim=128, eta2_pe
     """
     if n_pairs < 1 or steps < 1:
         raise ValueError("n_pairs and steps must be >= 1.")
-    rng = tf.random.Generator.from_seed(seed)
-    z = tf.Variable(rng.normal([n_pairs, latent_dim]))
-    z2 = tf.Variable(z + 0.01 * rng.normal([n_pairs, latent_dim]))
-    lam = tf.Variable(tf.zeros([n_pairs]))
-    optimizer = tf.keras.optimizers.Adam(learning_rate)
-    optimizer.build([z, z2])
+    z0 = tf.random.stateless_normal([n_pairs, latent_dim], [seed, 1])
+    z0_prime = z0 + 0.01 * tf.random.stateless_normal([n_pairs, latent_dim], [seed, 2])
     pixels = float(np.prod(generator.outputs[0].shape[1:]))
     eta2 = eta2_per_pixel * pixels
-
-    def terms():
-        a, b = generator(z, training=False), generator(z2, training=False)
-        pa = tf.nn.softmax(classifier(a, training=False))
-        pb = tf.nn.softmax(classifier(b, training=False))
-        out_dist = tf.reduce_sum(tf.square(pa - pb), axis=1)
-        img_dist = tf.reduce_sum(tf.square(a - b), axis=[1, 2, 3])
-        return out_dist, img_dist, pa, pb
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            out_dist, img_dist, _, _ = terms()
-            # Maximise the Lagrangian in the codes: minimise its negative.
-            loss = -tf.reduce_sum(out_dist - lam * (img_dist - eta2))
-        optimizer.apply_gradients(zip(tape.gradient(loss, [z, z2]), [z, z2]))
-        lam.assign(tf.nn.relu(lam + lambda_rate * (img_dist - eta2)))
-
-    for _ in progress.bar(range(steps), desc="min-max attack"):
-        step()
-    _, img_dist, pa, pb = terms()
+    run = tf.function(lambda a, b: minmax_pairs(generator, classifier, a, b, steps=steps, eta2=eta2,
+                                                learning_rate=learning_rate, lambda_rate=lambda_rate))
+    z, z2 = run(z0, z0_prime)
+    _, img_dist, pa, pb = _terms(generator, classifier, z, z2)
     valid = (img_dist / pixels).numpy() < valid_mse
     different = (tf.argmax(pa, 1) != tf.argmax(pb, 1)).numpy()
     kl = tf.reduce_sum(pa * (tf.math.log(pa + 1e-12) - tf.math.log(pb + 1e-12)), axis=1).numpy()
