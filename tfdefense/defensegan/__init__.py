@@ -37,7 +37,7 @@ def _entries():
             "config": {"latent_dim": 128, "filters": 64, "critic_steps": 5, "gp_weight": 10.0},
             "inference": {"classifier": f"classifier_a_{short}"},
             "path": f"defensegan_{short}",
-            "train": {"epochs": 30, "batch_size": 64, "learning_rate": 1e-4, "seed": 0,
+            "train": {"epochs": 20, "batch_size": 64, "learning_rate": 1e-4, "seed": 0,
                       "dtype_policy": "mixed_bfloat16"},
             "metadata": {"dataset": dataset,
                          "description": f"Defense-GAN on {dataset}: WGAN-GP generator, R=10 x L=200 latent "
