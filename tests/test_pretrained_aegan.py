@@ -27,6 +27,8 @@ def test_loads_and_defends(real_data_dir, name):
     out = model.defend(x[:16])
     assert out["purified"].shape == (16, 28, 28, 1) and out["logits"].shape == (16, 10)
     assert np.mean(out["label"] == y[:16]) >= 0.75
+    flagged = model.defend(x[:500])["is_adversarial"].mean()  # calibrated at 5% on validation images
+    assert 0.01 <= flagged <= 0.12, f"clean false-positive rate {flagged:.3f} on dev"
     faster = tfdefense.load(name, steps=2, threshold=1.0)
     assert faster.purifier.steps == 2 and faster.threshold == 1.0
 
