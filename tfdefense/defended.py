@@ -56,7 +56,7 @@ def validate_images(x, max_batch=MAX_BATCH):
         return tf.identity(x)
 
 
-def check_images(x, max_batch=MAX_BATCH):
+def check_images(x):
     """The same checks in numpy for Python callers, raising ValueError."""
     if isinstance(x, tf.Tensor):
         x = x.numpy()
@@ -165,7 +165,7 @@ class DefendedClassifier(keras.Model):
             dict: ``logits`` [N, 10], ``label`` [N], ``purified`` [N, 28, 28, 1],
             ``score`` [N], ``is_adversarial`` [N] bool.
         """
-        x = check_images(x, max_batch=np.inf)
+        x = check_images(x)
         parts = [self._defend_fn(tf.constant(x[i:i + batch_size]), tf.constant(seed, tf.int32))
                  for i in range(0, len(x), batch_size)]
         return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}

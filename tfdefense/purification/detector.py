@@ -51,30 +51,3 @@ def roc_curve(clean_scores, adv_scores):
     tpr = np.array([0.0] + [np.mean(adv_scores >= t) for t in thresholds])
     auc = float(np.trapezoid(tpr, fpr))
     return fpr, tpr, np.concatenate([[np.inf], thresholds]), auc
-
-
-class Detector:
-    """Scores images by reconstruction error and flags those above ``threshold``.
-
-    Args:
-        reconstruct: callable ``x -> G(F(x))``.
-        threshold: float; None never flags.
-        metric: "l1" or "mse".
-    """
-
-    def __init__(self, reconstruct, threshold=None, metric="l1"):
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}.")
-        self.reconstruct = reconstruct
-        self.threshold = threshold
-        self.metric = metric
-
-    def __call__(self, x):
-        """Returns ``(score [N], flagged [N] bool, reconstruction)``."""
-        x_hat = self.reconstruct(x)
-        score = detection_scores(x, x_hat, self.metric)
-        if self.threshold is None:
-            flagged = tf.zeros_like(score, tf.bool)
-        else:
-            flagged = score > self.threshold
-        return score, flagged, x_hat
