@@ -52,21 +52,19 @@ def matmul_gflops(dtype, min_seconds):
 
 
 def build_purifier(name, steps):
+    """The pretrained model's own purifier (calibrated settings), or a random-init one."""
     import tfdefense
     from tfdefense import registry
-    from tfdefense.aegan import builders, defended
+    from tfdefense.aegan import builders
     from tfdefense.purification import Purifier
 
-    entry = registry.get_entry(name)
     try:
-        tfdefense.load(name)  # checks the files
-        encoder, decoder = defended.load_parts(entry, registry.weights_dir(name))
-        source = "pretrained"
+        return tfdefense.load(name, steps=steps).purifier, "pretrained"
     except tfdefense.WeightsError:
-        encoder = builders.encoder(entry["config"]["latent_dim"], entry["config"]["filters"])
-        decoder = builders.decoder(entry["config"]["latent_dim"], entry["config"]["filters"])
-        source = "random init (no pretrained weights here)"
-    return Purifier(decoder, encoder, steps=steps, step_size=0.1), source
+        config = registry.get_entry(name)["config"]
+        encoder = builders.encoder(config["latent_dim"], config["filters"])
+        decoder = builders.decoder(config["latent_dim"], config["filters"])
+        return Purifier(decoder, encoder, steps=steps), "random init (no pretrained weights here)"
 
 
 def main(argv):

@@ -125,6 +125,24 @@ class DefendedClassifier(keras.Model):
         """The cheap path G(F(x))."""
         return tf.cast(self.decoder(self.encoder(x, training=False), training=False), tf.float32)
 
+    def _flag(self, score):
+        if self.threshold is None:
+            return tf.zeros_like(score, tf.bool)
+        return score > self.threshold
+
+    def detect(self, x, seed=0):
+        """Detector score and flag for a batch, purifying only where the score needs the search.
+
+        The score is the L1/MSE error against G(F(x)) with an encoder, else
+        the final search error (INC). Runs in graph (used by the export).
+        """
+        x = validate_images(x, self.max_batch)
+        if self.encoder is not None:
+            score = detection_scores(x, self.reconstruct(x), self.metric)
+        else:
+            score = self.purifier(x, seed=seed)["errors"]
+        return {"score": score, "is_adversarial": self._flag(score)}
+
     def _search_subset(self, x, index, seed):
         sub = tf.gather(x, index)
         # Skip the search when nothing is flagged: empty batches upset oneDNN kernels.
@@ -137,7 +155,7 @@ class DefendedClassifier(keras.Model):
         if self.bypass:
             cheap = self.reconstruct(x)
             score = detection_scores(x, cheap, self.metric)
-            flagged = score > self.threshold
+            flagged = self._flag(score)
             index = tf.where(flagged)[:, 0]
             purified = tf.tensor_scatter_nd_update(cheap, index[:, None], self._search_subset(x, index, seed))
         else:
@@ -145,7 +163,7 @@ class DefendedClassifier(keras.Model):
             purified = result["images"]
             score = result["errors"] if self.encoder is None else detection_scores(
                 x, self.reconstruct(x), self.metric)
-            flagged = (score > self.threshold) if self.threshold is not None else tf.zeros_like(score, tf.bool)
+            flagged = self._flag(score)
         logits = tf.cast(self.classifier(purified, training=False), tf.float32)
         return {"logits": logits, "label": tf.argmax(logits, axis=-1, output_type=tf.int32),
                 "purified": purified, "score": score, "is_adversarial": flagged}

@@ -28,8 +28,7 @@ import os
 import keras
 import tensorflow as tf
 
-from tfdefense.defended import IMAGE_SHAPE, validate_images
-from tfdefense.purification import detection_scores
+from tfdefense.defended import IMAGE_SHAPE
 
 
 def _signature(dtype):
@@ -73,13 +72,7 @@ def export(model, base_dir, name, version=None):
         return {k: out[k] for k in ("purified", "score", "is_adversarial")}
 
     def detect(images):
-        images = validate_images(images, model.max_batch)
-        if model.encoder is not None:
-            score = detection_scores(images, model.reconstruct(images), model.metric)
-        else:  # search-based score (Defense-GAN)
-            score = model.purifier(images)["errors"]
-        threshold = model.threshold if model.threshold is not None else float("inf")
-        return {"score": score, "is_adversarial": score > threshold}
+        return model.detect(images)
 
     archive = keras.export.ExportArchive()
     archive.track(model)

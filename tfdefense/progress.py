@@ -6,7 +6,7 @@ import sys
 from tqdm.auto import tqdm
 
 
-def bar(iterable, desc=None, total=None, unit_scale=1, **kwargs):
+def bar(iterable, desc=None, total=None, **kwargs):
     """A tqdm bar; ``TFDEFENSE_PROGRESS=0`` turns bars off (tests do)."""
     disable = os.environ.get("TFDEFENSE_PROGRESS", "1") == "0"
     total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
