@@ -45,3 +45,15 @@ def test_resume_restores_optimizer_state(tiny_data_dir, tmp_path):
 def test_unknown_override():
     with pytest.raises(ValueError, match="Unknown training setting"):
         training.train_config(TINY, {"epoch": 3})
+
+
+def test_gan_family_trains_and_resumes(tiny_data_dir, tmp_path):
+    # A model whose input is a latent code, not an image (caught a crash in `tfdefense train defensegan_*`).
+    entry = {**registry.get_entry("defensegan_mnist"), "name": "tiny_gan", "path": "tiny_gan",
+             "config": {"latent_dim": 4, "filters": 2, "critic_steps": 1, "gp_weight": 10.0},
+             "train": {"epochs": 1, "batch_size": 20, "learning_rate": 1e-4, "seed": 0, "steps_per_epoch": 2}}
+    workdir = str(tmp_path / "run")
+    training.train_and_evaluate(entry, workdir, verbose=0)
+    card = training.train_and_evaluate(entry, workdir, resume=True, overrides={"epochs": 2}, verbose=0)
+    assert card["training"]["epochs_completed"] == 2
+    assert os.path.isfile(os.path.join(workdir, "export", "generator.weights.h5"))

@@ -47,6 +47,9 @@ class WGANGP(keras.Model):
         self.c_loss_tracker = keras.metrics.Mean(name="c_loss")
         self.gp_tracker = keras.metrics.Mean(name="gradient_penalty")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        # Both parts are functional models that own every variable already; the
+        # model's input is a code, not an image, so nothing is left to build.
+        self.built = True
 
     @classmethod
     def from_config_dict(cls, config):
