@@ -1,16 +1,26 @@
 """Cost versus robustness: AE-GAN+rs against Defense-GAN on the same images.
 
-For each setting (AE-GAN+rs over L; Defense-GAN over L and R) it measures, on
-the same ``eval`` images and the same classifier A: purified images/s (search
-on every image), gradient steps per image (L x R), FLOPs per image, and
-gray-box FGSM accuracy. It also times the detector-bypass stream (90% clean,
-10% adversarial images) against searching everything. Prints JSON and writes
-a PNG of accuracy versus compute.
+One run measures, for each search setting (AE-GAN+rs over L and R,
+Defense-GAN over L and R), on the same ``eval`` images and the same
+classifier A:
 
-    python benchmarks/purification_cost.py [--dataset=mnist] [--n=200] [--output_dir=out/cost]
+* purified images/s with the search run on every image (one batch of up to
+  128 images, after a warm-up call), gradient steps per image (L x R) and
+  FLOPs per image;
+* the paper's Table 2 columns through the package's evaluation: clean
+  accuracy, gray-box FGSM and white-box FGSM (BPDA, one EOT sample, as FGSM
+  takes one gradient), all at eps 0.3.
 
-A model without pretrained weights is measured with a randomly initialised
-generator: its throughput is real, its accuracy is marked as not meaningful.
+It also times the detector-bypass stream (90% clean, 10% adversarial images)
+against searching everything, prints JSON, and writes cost.json, table2.md
+(measured beside the paper's Table 2) and a PNG of accuracy versus compute.
+
+    python benchmarks/purification_cost.py --dataset=mnist --n=500 --n_heavy=200 --output_dir=out/cost
+
+Every setting runs with no rejection (threshold off), so the accuracies are
+those of purification alone. A Defense-GAN without pretrained weights is
+measured with a randomly initialised generator: its throughput is real, its
+accuracies are left out.
 """
 
 import json
@@ -20,14 +30,31 @@ import time
 from absl import app, flags
 
 flags.DEFINE_string("dataset", "mnist", "mnist or fmnist.")
-flags.DEFINE_integer("n", 200, "Images per measurement (the R=10, L=200 setting runs at about 1 image/s).")
-flags.DEFINE_float("eps", 0.3, "Gray-box FGSM budget.")
-flags.DEFINE_integer("seed", 0, "Image sampling seed.")
-flags.DEFINE_string("output_dir", None, "Where to write cost.json and accuracy_vs_compute.png.")
+flags.DEFINE_integer("n", 500, "Images per accuracy measurement.")
+flags.DEFINE_integer("n_heavy", 200, "Images for settings above 1000 gradient steps per image (R=10, L=200).")
+flags.DEFINE_integer("speed_batch", 128, "Images in the timed batch.")
+flags.DEFINE_float("eps", 0.3, "FGSM budget.")
+flags.DEFINE_integer("seed", 0, "Image sampling and attack seed.")
+flags.DEFINE_string("only", None, "Comma-separated methods to run (aegan, defensegan); default both.")
+flags.DEFINE_string("output_dir", None, "Where to write cost.json, table2.md and accuracy_vs_compute.png.")
 FLAGS = flags.FLAGS
 
-AEGAN_STEPS = (0, 5, 15, 30, 60)
-DEFENSEGAN_SETTINGS = ((1, 10), (1, 60), (1, 200), (10, 10), (10, 60), (10, 200))  # (R, L)
+# (method, R, L). AE-GAN+rs starts from the encoder's code; R > 1 adds random starts.
+SETTINGS = (("aegan", 1, 0), ("aegan", 1, 10), ("aegan", 1, 15), ("aegan", 1, 60), ("aegan", 1, 200),
+            ("aegan", 10, 10),
+            ("defensegan", 1, 10), ("defensegan", 1, 60), ("defensegan", 1, 200),
+            ("defensegan", 10, 10), ("defensegan", 10, 60), ("defensegan", 10, 200))
+HEAVY = 1000  # gradient steps per image above which n_heavy images are used
+
+# aegan_rs.txt Table 2 (classifier A, FGSM eps 0.3): {dataset: {(method, R, L): (clean, white, gray)}}.
+PAPER_TABLE2 = {
+    "mnist": {("aegan", 1, 10): (0.982, 0.984, 0.880), ("aegan", 1, 60): (0.985, 0.985, 0.884),
+              ("defensegan", 1, 10): (0.545, 0.537, 0.398), ("defensegan", 1, 60): (0.693, 0.688, 0.570),
+              ("defensegan", 10, 10): (0.909, 0.905, 0.769), ("defensegan", 10, 60): (0.967, 0.964, 0.863)},
+    "fashion_mnist": {("aegan", 1, 10): (0.837, 0.799, 0.604), ("aegan", 1, 60): (0.841, 0.804, 0.595),
+                      ("defensegan", 1, 10): (0.405, 0.403, 0.296), ("defensegan", 1, 60): (0.530, 0.527, 0.325),
+                      ("defensegan", 10, 10): (0.696, 0.697, 0.441), ("defensegan", 10, 60): (0.788, 0.787, 0.432)},
+}
 
 
 def _load(name, **settings):
@@ -47,11 +74,54 @@ def _load(name, **settings):
         return build_defended(generator, tfdefense.load(entry["inference"]["classifier"]), **settings), False
 
 
-def _measure(model, x, x_adv, y):
+def _images_per_s(model, x):
+    model.defend(x[:2])  # trace the search once
     start = time.perf_counter()
-    out = model.defend(x_adv)
-    seconds = time.perf_counter() - start
-    return {"images_per_s": round(len(x) / seconds, 2), "gray_fgsm_accuracy": round(float((out["label"] == y).mean()), 4)}
+    model.defend(x)
+    return round(len(x) / (time.perf_counter() - start), 2)
+
+
+def measure_setting(method, restarts, steps, short, x, y):
+    """One row: cost and Table 2 accuracies of a search setting."""
+    from tfdefense import evaluation
+    from tfdefense.purification import cost
+
+    model, pretrained = _load(f"{method}_{short}", steps=steps, restarts=restarts, threshold=None)
+    row = {"method": method, "restarts": restarts, "steps": steps, "gradient_steps": steps * restarts,
+           "pretrained": pretrained, "flops_per_image": cost.search_flops(model.decoder, model.encoder, steps, restarts),
+           "images_per_s": _images_per_s(model, x[:FLAGS.speed_batch])}
+    n = FLAGS.n_heavy if steps * restarts > HEAVY else FLAGS.n
+    row["n"] = min(n, len(x))
+    if pretrained:
+        report = evaluation.evaluate(model, x[:n], y[:n], attacks=("fgsm",), threats=("gray", "white"), eps=FLAGS.eps,
+                                     seed=FLAGS.seed, white_box={"eot": 1}, detector_aware=False)
+        by_threat = {r.threat: r for r in report.results}
+        row.update(clean=round(report.clean["accuracy_defended"], 4),
+                   gray_fgsm=round(by_threat["gray"].accuracy_defended, 4),
+                   white_fgsm=round(by_threat["white"].accuracy_defended, 4),
+                   white_bpda="gfx" if model.encoder is not None else "identity")
+    return row
+
+
+def table2_markdown(result):
+    """Measured Table 2 rows with the paper's numbers beside them."""
+    paper = PAPER_TABLE2.get(result["dataset"], {})
+    lines = [f"Classifier A, {result['dataset']} eval split, FGSM eps={result['eps']}, seed {result['seed']}; "
+             "threshold off (no rejection); white-box = BPDA (AE-GAN: through G(F(x)); Defense-GAN: identity), "
+             "1 EOT sample. Paper values (aegan_rs.txt Table 2) in brackets.", "",
+             "| method | R | L | n | images/s | clean | white FGSM | gray FGSM |", "|---|---|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        target = paper.get((row["method"], row["restarts"], row["steps"]))
+
+        def cell(key, i):
+            value = row.get(key)
+            text = "-" if value is None else f"{value:.3f}"
+            return text + (f" ({target[i]:.3f})" if target else "")
+
+        name = "AE-GAN+rs" if row["method"] == "aegan" else "Defense-GAN"
+        lines.append(f"| {name} | {row['restarts']} | {row['steps']} | {row['n']} | {row['images_per_s']} | "
+                     f"{cell('clean', 0)} | {cell('white_fgsm', 1)} | {cell('gray_fgsm', 2)} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv):
@@ -60,41 +130,30 @@ def main(argv):
     import numpy as np
 
     from tfdefense import attacks, harness
-    from tfdefense.purification import cost
 
     short = "fmnist" if FLAGS.dataset in ("fmnist", "fashion_mnist") else "mnist"
     dataset = "fashion_mnist" if short == "fmnist" else "mnist"
-    x, y = harness.sample(dataset, FLAGS.n, FLAGS.seed)
-    result = {"dataset": dataset, "n": int(len(x)), "eps": FLAGS.eps, "seed": FLAGS.seed, "aegan": [], "defensegan": []}
+    methods = FLAGS.only.split(",") if FLAGS.only else ["aegan", "defensegan"]
+    x, y = harness.sample(dataset, max(FLAGS.n, FLAGS.n_heavy, FLAGS.speed_batch), FLAGS.seed)
+    result = {"dataset": dataset, "eps": FLAGS.eps, "seed": FLAGS.seed, "speed_batch": FLAGS.speed_batch,
+              "rows": [measure_setting(m, r, s, short, x, y) for m, r, s in SETTINGS if m in methods]}
 
-    base, pretrained = _load(f"aegan_{short}")
-    x_adv = attacks.fgsm(base.classifier, x, y, eps=FLAGS.eps)
-    for steps in AEGAN_STEPS:
-        model, _ = _load(f"aegan_{short}", steps=steps, threshold=None)  # search every image
-        row = {"steps": steps, "restarts": 1, "gradient_steps": steps, "pretrained": pretrained,
-               "flops_per_image": cost.search_flops(model.decoder, model.encoder, steps, 1)}
-        row.update(_measure(model, x, x_adv, y))
-        result["aegan"].append(row)
-    for restarts, steps in DEFENSEGAN_SETTINGS:
-        model, dg_pretrained = _load(f"defensegan_{short}", steps=steps, restarts=restarts)
-        row = {"steps": steps, "restarts": restarts, "gradient_steps": steps * restarts, "pretrained": dg_pretrained,
-               "flops_per_image": cost.search_flops(model.decoder, None, steps, restarts)}
-        row.update(_measure(model, x, x_adv, y))
-        if not dg_pretrained:
-            row["gray_fgsm_accuracy"] = None  # a random generator: only the speed is meaningful
-        result["defensegan"].append(row)
+    def find(method, restarts, steps):
+        return next((r for r in result["rows"] if (r["method"], r["restarts"], r["steps"]) == (method, restarts, steps)),
+                    None)
 
-    ours = next(r for r in result["aegan"] if r["steps"] == 15)
-    theirs = next(r for r in result["defensegan"] if (r["restarts"], r["steps"]) == (10, 200))
-    result["throughput_ratio_aegan_l15_vs_defensegan_r10_l200"] = round(ours["images_per_s"] / theirs["images_per_s"], 1)
+    ours, theirs = find("aegan", 1, 15), find("defensegan", 10, 200)
+    if ours and theirs:
+        result["throughput_ratio_aegan_l15_vs_defensegan_r10_l200"] = round(
+            ours["images_per_s"] / theirs["images_per_s"], 1)
 
-    # The bypass stream: 90% clean, 10% adversarial, in one shuffled stream.
-    k = len(x) // 10
-    stream = np.concatenate([x[k:], x_adv[:k]])[np.random.default_rng(FLAGS.seed).permutation(len(x))]
-    for label, model in (("bypass", base), ("search_everything", _load(f"aegan_{short}", threshold=None)[0])):
-        start = time.perf_counter()
-        model.defend(stream)
-        result[f"stream_images_per_s_{label}"] = round(len(stream) / (time.perf_counter() - start), 1)
+    if "aegan" in methods:  # the bypass stream: 90% clean, 10% gray-box FGSM, shuffled
+        base, _ = _load(f"aegan_{short}")
+        k = FLAGS.n // 10
+        x_adv = attacks.fgsm(base.classifier, x[:k], y[:k], eps=FLAGS.eps)
+        stream = np.concatenate([x[k:FLAGS.n], x_adv])[np.random.default_rng(FLAGS.seed).permutation(FLAGS.n)]
+        for label, model in (("bypass", base), ("search_everything", _load(f"aegan_{short}", threshold=None)[0])):
+            result[f"stream_images_per_s_{label}"] = _images_per_s(model, stream)
 
     print(json.dumps(result, indent=2))
     if FLAGS.output_dir:
@@ -103,6 +162,8 @@ def main(argv):
         os.makedirs(FLAGS.output_dir, exist_ok=True)
         with open(os.path.join(FLAGS.output_dir, "cost.json"), "w") as f:
             json.dump(result, f, indent=2)
+        with open(os.path.join(FLAGS.output_dir, "table2.md"), "w") as f:
+            f.write(table2_markdown(result))
         plots.accuracy_vs_compute(os.path.join(FLAGS.output_dir, "accuracy_vs_compute.png"), result)
 
 

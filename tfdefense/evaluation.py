@@ -203,8 +203,11 @@ def measure(model, classifier, attack, threat, params, x, x_adv, y, seconds):
         wall_time_s=round(seconds, 1))
 
 
-def attack_fn(model, threat, attack, substitute=None):
-    """The logits function an attack differentiates under ``threat``."""
+def attack_fn(model, threat, attack, substitute=None, white_box=None):
+    """The logits function an attack differentiates under ``threat``.
+
+    ``white_box`` holds `threats.white_box_fn` settings (``bpda``, ``eot``).
+    """
     if threat == "gray":
         return threats_lib.gray_box_fn(model)
     if threat == "black":
@@ -214,11 +217,12 @@ def attack_fn(model, threat, attack, substitute=None):
             return lambda xb: model(xb, training=False)
         # SPSA probes x +/- delta without clipping; valid images are in [0, 1].
         return lambda xb: model.defend(np.clip(np.asarray(xb), 0.0, 1.0))["logits"]
-    return threats_lib.white_box_fn(model)
+    return threats_lib.white_box_fn(model, **(white_box or {}))
 
 
 def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), eps=0.3, seed=0,
-             params=None, name=None, dataset="", split="", holdout=None, black_box=None, detector_aware=True):
+             params=None, name=None, dataset="", split="", holdout=None, black_box=None, white_box=None,
+             detector_aware=True):
     """Measures clean and adversarial accuracy of a (defended) model.
 
     Args:
@@ -232,6 +236,8 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
         params: per-attack overrides, e.g. ``{"pgd": {"nb_iter": 100}, "cw": {"n": 200}}``.
         holdout: images for the black-box substitute's seed set (required for "black").
         black_box: substitute settings overriding ``BLACK_BOX_DEFAULTS``.
+        white_box: BPDA/EOT settings for "white", e.g. ``{"eot": 1}``
+            (defaults: see `threats.white_box_fn`).
         detector_aware: under "white", also run ``pgd_detector`` when the
             model has a detector.
 
@@ -255,7 +261,8 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
              "accuracy_defended": float(np.mean(label == y)), "rejection_rate": float(np.mean(flagged))}
     report = Report(model=name or getattr(model, "name", "model"), dataset=dataset, split=split, n=int(len(x)),
                     seed=seed, clean=clean, results=[],
-                    settings={"eps": eps, "threats": list(threats), "attacks": list(attacks)})
+                    settings={"eps": eps, "threats": list(threats), "attacks": list(attacks),
+                              **({"white_box": dict(white_box)} if white_box else {})})
     has_detector = getattr(model, "threshold", None) is not None and getattr(model, "encoder", None) is not None
     for threat in threats:
         substitute = None
@@ -271,7 +278,8 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
             p = attack_params(attack, eps, params)
             n = min(len(x), p.get("n") or len(x))
             start = time.time()
-            x_adv = run_attack(attack, attack_fn(model, threat, attack, substitute), x[:n], y[:n], p, seed, model)
+            logits_fn = attack_fn(model, threat, attack, substitute, white_box)
+            x_adv = run_attack(attack, logits_fn, x[:n], y[:n], p, seed, model)
             report.examples[f"{threat}/{attack}"] = x_adv[:8]
             report.results.append(measure(model, classifier, attack, threat, p, x[:n], x_adv, y[:n],
                                           time.time() - start))

@@ -70,21 +70,23 @@ def detector_figure(path, clean_scores, adv_scores_by_eps, threshold=None, metri
 
 
 def accuracy_vs_compute(path, result):
-    """Gray-box accuracy against gradient steps per image, one line per method (log x)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ours = [r for r in result["aegan"] if r["gray_fgsm_accuracy"] is not None]
-    ax.plot([max(r["gradient_steps"], 1) for r in ours], [r["gray_fgsm_accuracy"] for r in ours], "o-",
-            label="AE-GAN+rs (R=1, L varies)")
-    for restarts in sorted({r["restarts"] for r in result["defensegan"]}):
-        rows = [r for r in result["defensegan"] if r["restarts"] == restarts and r["gray_fgsm_accuracy"] is not None]
-        if rows:
-            ax.plot([r["gradient_steps"] for r in rows], [r["gray_fgsm_accuracy"] for r in rows], "s--",
-                    label=f"Defense-GAN (R={restarts}, L varies)")
-    ax.set_xscale("log")
-    ax.set_xlabel("gradient steps per image (L x R; 0 plotted at 1)")
-    ax.set_ylabel(f"gray-box FGSM accuracy (eps={result['eps']})")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"{result['dataset']}, n={result['n']}", fontsize=9)
+    """Gray- and white-box accuracy against gradient steps per image (log x),
+    one line per (method, R), from `benchmarks/purification_cost.py` rows."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
+    names = {"aegan": ("AE-GAN+rs", "o-"), "defensegan": ("Defense-GAN", "s--")}
+    for ax, key in zip(axes, ("gray_fgsm", "white_fgsm")):
+        for method, restarts in sorted({(r["method"], r["restarts"]) for r in result["rows"]}):
+            rows = [r for r in result["rows"] if (r["method"], r["restarts"]) == (method, restarts)
+                    and r.get(key) is not None]
+            if rows:
+                label, style = names[method]
+                ax.plot([max(r["gradient_steps"], 1) for r in rows], [r[key] for r in rows], style,
+                        label=f"{label} (R={restarts}, L varies)")
+        ax.set_xscale("log")
+        ax.set_xlabel("gradient steps per image (L x R; 0 plotted at 1)")
+        ax.set_title(f"{key.replace('_', ' ')} (eps={result['eps']}), {result['dataset']}", fontsize=9)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("accuracy")
     return _save(fig, path)
