@@ -8,7 +8,7 @@ Usage:
     tfdefense evaluate <name> --attacks=fgsm,pgd,cw --threat=gray,white,black --n=1000 --eps=0.3
               --seed=0 --output_dir=DIR [--sweep=30] [--sanity] [--update-card]
     tfdefense export <name> <dir> [--version=N]
-    tfdefense calibrate <name> [--source=DIR]
+    tfdefense calibrate <name> [--source=DIR] [--n=500] [--step_sizes=0.001,0.01,0.1]
     tfdefense card <name> --reports=DIR1/report.json,DIR2/report.json   (merge reports into the card)
 """
 
@@ -45,6 +45,7 @@ flags.DEFINE_integer("steps", None, "Override the latent search steps L.")
 flags.DEFINE_integer("restarts", None, "Override the random restarts R.")
 flags.DEFINE_float("threshold", None, "Override the detector threshold.")
 flags.DEFINE_integer("version", None, "Export version (default: the next free one).")
+flags.DEFINE_list("step_sizes", [], "Candidate search step sizes for `calibrate` (default: calibration.STEP_SIZES).")
 flags.DEFINE_string("source", None, "Folder with exported weights to calibrate (default: saved_models/<name>).")
 
 COMMANDS = ("list", "train", "evaluate", "export", "calibrate", "card")
@@ -151,7 +152,15 @@ def cmd_calibrate(args):
         _usage("calibrate takes one model name.")
     from tfdefense import calibration
 
-    card = calibration.calibrate(args[0], FLAGS.source)
+    options = {}
+    if FLAGS.n is not None:
+        options["n"] = FLAGS.n
+    if FLAGS.step_sizes:
+        try:
+            options["step_sizes"] = tuple(float(s) for s in FLAGS.step_sizes)
+        except ValueError:
+            _usage(f"--step_sizes must be numbers, got {','.join(FLAGS.step_sizes)}.")
+    card = calibration.calibrate(args[0], FLAGS.source, **options)
     print(json.dumps({"inference": card["inference"], "calibration": card["calibration"]}, indent=2))
 
 
