@@ -1,0 +1,31 @@
+"""The shipped Defense-GAN (INC) model: loads, purifies, rejects by search error (skipped where not trained)."""
+
+import os
+
+import numpy as np
+import pytest
+
+import tfdefense
+from tfdefense import datasets, registry
+
+
+def _load_or_skip(name, **settings):
+    if not os.path.isfile(os.path.join(registry.weights_dir(name), registry.CARD)):
+        pytest.skip(f"{name} has no pretrained weights in this checkout yet")
+    return tfdefense.load(name, **settings)
+
+
+def test_defensegan_mnist_purifies_clean_images(real_data_dir):
+    # A short search (R=2, L=30) keeps this quick; the card holds the R=10, L=200 numbers.
+    model = _load_or_skip("defensegan_mnist", steps=30, restarts=2)
+    card = registry.read_card(registry.weights_dir("defensegan_mnist"))
+    assert model.threshold == pytest.approx(card["inference"]["threshold"])
+    assert model.purifier.steps == 30 and model.purifier.restarts == 2
+    x, y = datasets.load("mnist", "dev")
+    out = model.defend(x[:64])
+    assert out["purified"].shape == (64, 28, 28, 1)
+    assert np.all(out["purified"] >= 0.0) and np.all(out["purified"] <= 1.0)
+    # The generator's range is near the digits: the search error stays far below a blank image's.
+    blank = np.mean(np.square(x[:64]), axis=(1, 2, 3))
+    assert np.median(out["score"] / blank) < 0.5
+    assert np.mean(out["label"] == y[:64]) >= 0.6
