@@ -57,13 +57,21 @@ def run_train_step_test(model, x, steps=2):
     """
     histories = []
     for eager in (True, False):
-        model.run_eagerly = eager
+        set_run_eagerly(model, eager)
         history = model.fit(x, epochs=1, batch_size=max(1, len(x) // steps), verbose=0)
         for key, values in history.history.items():
             assert np.all(np.isfinite(values)), f"{key} not finite (run_eagerly={eager}): {values}"
         histories.append(history.history)
-    model.run_eagerly = False
+    set_run_eagerly(model, False)
     return histories
+
+
+def set_run_eagerly(model, eager):
+    """Switches execution mode for the next `fit`. Keras keeps the train
+    function it built first, so setting ``run_eagerly`` alone would run the
+    "compiled" pass eagerly again; dropping the cached function forces a rebuild."""
+    model.run_eagerly = eager
+    model.train_function = None
 
 
 def run_serialization_test(model, tmp_path, x):

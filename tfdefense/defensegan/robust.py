@@ -14,6 +14,7 @@ Reference:
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfdefense.defensegan.minmax import _terms, minmax_pairs
@@ -63,7 +64,7 @@ class ManifoldAdversarialTraining(keras.Model):
         x, y = data
         z = keras.random.normal((self.pairs, self.latent_dim), seed=self.seed_generator)
         z2 = z + 0.01 * keras.random.normal((self.pairs, self.latent_dim), seed=self.seed_generator)
-        eta2 = self.eta2_per_pixel * float(tf.reduce_prod(self.generator.outputs[0].shape[1:]))
+        eta2 = self.eta2_per_pixel * float(np.prod(self.generator.outputs[0].shape[1:]))
         z, z2 = minmax_pairs(self.generator, self.classifier, z, z2, steps=self.attack_steps, eta2=eta2)
         variables = self.classifier.trainable_variables
         with tf.GradientTape() as tape:

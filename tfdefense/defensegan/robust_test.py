@@ -15,7 +15,7 @@ def test_train_step_trains_only_the_classifier():
     frozen = [w.copy() for w in generator.get_weights()]
     x, y = testing.blob_images(8)
     for eager in (True, False):
-        model.run_eagerly = eager
+        testing.set_run_eagerly(model, eager)
         history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
         assert np.isfinite(history.history["adversariality"]).all()
     for a, b in zip(frozen, generator.get_weights()):
