@@ -110,17 +110,26 @@ def _build_robust(entry, config):
     return model
 
 
+def _as_classifier_entry(entry):
+    """The entry as the classifier family sees it: only the architecture in ``config``."""
+    return {**entry, "config": {"arch": entry["config"]["arch"]}}
+
+
 def _save_robust(model, entry, out_dir):
-    return classifiers.save_classifier(model.classifier, entry, out_dir)
+    return classifiers.save_classifier(model.classifier, _as_classifier_entry(entry), out_dir)
 
 
 def _measure_robust(model, entry):
     return classifiers.measure_classifier(model.classifier, entry)
 
 
+def _load_robust(entry, folder, **overrides):
+    return classifiers.load_classifier(_as_classifier_entry(entry), folder, **overrides)
+
+
 registry.register_family(registry.Family("defensegan", _build_for_training, _save, _measure, _load))
 registry.register_family(registry.Family("manifold_classifier", _build_robust, _save_robust, _measure_robust,
-                                         classifiers.load_classifier))
+                                         _load_robust))
 for _name, _entry in {**_entries(), **_robust_entries()}.items():
     registry.register(_name, _entry)
 

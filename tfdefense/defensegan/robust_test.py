@@ -20,3 +20,16 @@ def test_train_step_trains_only_the_classifier():
         assert np.isfinite(history.history["adversariality"]).all()
     for a, b in zip(frozen, generator.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_manifold_family_saves_and_loads_the_classifier(tmp_path):
+    from tfdefense import registry
+
+    entry = registry.get_entry("classifier_a_mnist_manifold")  # config also holds init, generator, mu, ...
+    family = registry.get_family(entry["family"])
+    model = ManifoldAdversarialTraining(cbuilders.classifier_a(), builders.decoder(4, 2), attack_steps=1, pairs=2)
+    files = family.save(model, entry, str(tmp_path))
+    loaded = family.load(entry, str(tmp_path))
+    x, _ = testing.blob_images(2)
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model.classifier(x)), atol=1e-5)
+    assert files == ["model.weights.h5"]
