@@ -29,3 +29,13 @@ def test_defensegan_mnist_purifies_clean_images(real_data_dir):
     blank = np.mean(np.square(x[:64]), axis=(1, 2, 3))
     assert np.median(out["score"] / blank) < 0.5
     assert np.mean(out["label"] == y[:64]) >= 0.6
+
+
+def test_harness_reports_inc_rejections(real_data_dir, tmp_path):
+    from tfdefense import harness
+
+    _load_or_skip("defensegan_mnist")
+    report = harness.run("defensegan_mnist", attacks=("fgsm",), n=4, output_dir=str(tmp_path), steps=2, restarts=1)
+    assert report.detector is None or report.detector == {}  # no G(F(x)) detector curves for INC
+    assert 0.0 <= report.results[0].rejection_rate <= 1.0
+    assert os.path.isfile(tmp_path / "report.json")
