@@ -1,26 +1,19 @@
 """The shipped AE-GAN+rs models: load, defend, export (skipped where not trained yet)."""
 
-import os
 import subprocess
 
 import numpy as np
 import pytest
 
 import tfdefense
-from tfdefense import attacks, datasets, export, registry
+from tfdefense import attacks, datasets, export, registry, testing
 
 NAMES = ("aegan_mnist", "aegan_fmnist")
 
 
-def _load_or_skip(name):
-    if not os.path.isfile(os.path.join(registry.weights_dir(name), registry.CARD)):
-        pytest.skip(f"{name} has no pretrained weights in this checkout yet")
-    return tfdefense.load(name)
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_loads_and_defends(real_data_dir, name):
-    model = _load_or_skip(name)
+    model = testing.load_pretrained_or_skip(name)
     card = registry.read_card(registry.weights_dir(name))
     assert model.threshold == pytest.approx(card["inference"]["threshold"])
     x, y = datasets.load(registry.get_entry(name)["metadata"]["dataset"], "dev")
@@ -36,7 +29,7 @@ def test_loads_and_defends(real_data_dir, name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_clean_and_gray_box_accuracy(real_data_dir, name):
-    model = _load_or_skip(name)
+    model = testing.load_pretrained_or_skip(name)
     card = registry.read_card(registry.weights_dir(name))
     x, y = datasets.load(card["dataset"], "dev")
     x, y = x[:300], y[:300]
@@ -48,7 +41,7 @@ def test_clean_and_gray_box_accuracy(real_data_dir, name):
 
 @pytest.mark.slow
 def test_real_export_runs_in_the_session_loader(real_data_dir, tmp_path):
-    model = _load_or_skip("aegan_mnist")
+    model = testing.load_pretrained_or_skip("aegan_mnist")
     path = export.export(model, str(tmp_path), "aegan_mnist")
     x, _ = datasets.load("mnist", "dev")
     np.save(tmp_path / "x.npy", x[:4])

@@ -5,19 +5,12 @@ import os
 import numpy as np
 import pytest
 
-import tfdefense
-from tfdefense import datasets, registry
-
-
-def _load_or_skip(name, **settings):
-    if not os.path.isfile(os.path.join(registry.weights_dir(name), registry.CARD)):
-        pytest.skip(f"{name} has no pretrained weights in this checkout yet")
-    return tfdefense.load(name, **settings)
+from tfdefense import datasets, registry, testing
 
 
 def test_defensegan_mnist_purifies_clean_images(real_data_dir):
     # A short search (R=2, L=30) keeps this quick; the card holds the R=10, L=200 numbers.
-    model = _load_or_skip("defensegan_mnist", steps=30, restarts=2)
+    model = testing.load_pretrained_or_skip("defensegan_mnist", steps=30, restarts=2)
     card = registry.read_card(registry.weights_dir("defensegan_mnist"))
     assert model.threshold == pytest.approx(card["inference"]["threshold"])
     assert model.purifier.steps == 30 and model.purifier.restarts == 2
@@ -34,7 +27,7 @@ def test_defensegan_mnist_purifies_clean_images(real_data_dir):
 def test_harness_reports_inc_rejections(real_data_dir, tmp_path):
     from tfdefense import harness
 
-    _load_or_skip("defensegan_mnist")
+    testing.load_pretrained_or_skip("defensegan_mnist")
     report = harness.run("defensegan_mnist", attacks=("fgsm",), n=4, output_dir=str(tmp_path), steps=2, restarts=1)
     assert report.detector is None or report.detector == {}  # no G(F(x)) detector curves for INC
     assert 0.0 <= report.results[0].rejection_rate <= 1.0

@@ -203,6 +203,13 @@ def measure(model, classifier, attack, threat, params, x, x_adv, y, seconds):
         wall_time_s=round(seconds, 1))
 
 
+def has_reconstruction_detector(model):
+    """Whether ``model`` flags inputs by their error against G(F(x)) (AE-GAN);
+    INC flags by its final search error instead, which has no cheap gradient
+    or score to plot."""
+    return getattr(model, "threshold", None) is not None and getattr(model, "encoder", None) is not None
+
+
 def attack_fn(model, threat, attack, substitute=None, white_box=None):
     """The logits function an attack differentiates under ``threat``.
 
@@ -263,7 +270,7 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
                     seed=seed, clean=clean, results=[],
                     settings={"eps": eps, "threats": list(threats), "attacks": list(attacks),
                               **({"white_box": dict(white_box)} if white_box else {})})
-    has_detector = getattr(model, "threshold", None) is not None and getattr(model, "encoder", None) is not None
+    has_detector = has_reconstruction_detector(model)
     for threat in threats:
         substitute = None
         if threat == "black":

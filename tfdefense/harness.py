@@ -75,9 +75,8 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
             figures["accuracy_vs_eps.png"] = plots.accuracy_vs_eps(
                 os.path.join(output_dir, "accuracy_vs_eps.png"), values, curves,
                 title=f"{name}: gray-box accuracy vs eps (n={min(sweep_n, len(x))})")
-    # Detector curves score G(F(x)); INC (no encoder) rejects on the search error, whose
-    # rate is already each attack's "rejected" column.
-    if defended and getattr(model, "threshold", None) is not None and model.encoder is not None:
+    # INC's rejections (search error) are already each attack's "rejected" column.
+    if defended and evaluation.has_reconstruction_detector(model):
         report.detector = {"metric": model.metric, "threshold": model.threshold, "n": int(min(sweep_n, len(x))),
                            "auc_by_fgsm_eps": {}}
         for metric in ("l1", "mse"):  # the paper's Figures 6 and 3

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from tfdefense import datasets
+from tfdefense import datasets, registry
 
 
 def write_idx(path, array, compress=True):
@@ -86,3 +86,14 @@ def run_serialization_test(model, tmp_path, x):
     np.testing.assert_allclose(np.asarray(model(x, training=False)),
                                np.asarray(restored(x, training=False)), atol=1e-5)
     return restored
+
+
+def load_pretrained_or_skip(name, **settings):
+    """``tfdefense.load(name, **settings)``, or skips the test when this checkout has no weights for it."""
+    import pytest
+
+    import tfdefense
+
+    if not os.path.isfile(os.path.join(registry.weights_dir(name), registry.CARD)):
+        pytest.skip(f"{name} has no pretrained weights in this checkout yet")
+    return tfdefense.load(name, **settings)

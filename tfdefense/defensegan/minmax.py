@@ -21,6 +21,7 @@ Reference:
 import numpy as np
 import tensorflow as tf
 
+from tfdefense.purification.adam import adam_update
 
 
 def _terms(generator, classifier, z, z2):
@@ -41,19 +42,13 @@ def minmax_pairs(generator, classifier, z, z2, *, steps, eta2, learning_rate=0.0
     Returns:
         (z, z') after the updates.
     """
-    b1, b2, eps = 0.9, 0.999, 1e-8
-
     def body(k, z, z2, lam, m, v):
         with tf.GradientTape() as tape:
             tape.watch([z, z2])
             out_dist, img_dist, _, _ = _terms(generator, classifier, z, z2)
             objective = tf.reduce_sum(out_dist - lam * (img_dist - eta2))
-        grads = tape.gradient(objective, [z, z2])
-        t = tf.cast(k + 1, tf.float32)
-        m = [b1 * a + (1 - b1) * g for a, g in zip(m, grads)]
-        v = [b2 * a + (1 - b2) * tf.square(g) for a, g in zip(v, grads)]
-        scale = learning_rate * tf.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-        z, z2 = [c + scale * a / (tf.sqrt(b) + eps) for c, a, b in zip((z, z2), m, v)]  # ascent
+        ascent = [-g for g in tape.gradient(objective, [z, z2])]
+        (z, z2), m, v = adam_update([z, z2], ascent, m, v, k, learning_rate)
         lam = tf.nn.relu(lam + lambda_rate * (img_dist - eta2))
         return k + 1, z, z2, lam, m, v
 

@@ -21,7 +21,7 @@ Reference:
 import keras
 import tensorflow as tf
 
-_BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
+from tfdefense.purification.adam import adam_update
 
 
 def _init_params(seed, channels, noise_channels):
@@ -68,12 +68,7 @@ def deep_image_prior(x, *, steps=500, learning_rate=0.01, mse_stop=0.005, channe
             with tf.GradientTape() as tape:
                 tape.watch(ps)
                 loss = mse(ps)
-            grads = tape.gradient(loss, ps)
-            t = tf.cast(k + 1, tf.float32)
-            m = [_BETA1 * a + (1 - _BETA1) * g for a, g in zip(m, grads)]
-            v = [_BETA2 * a + (1 - _BETA2) * tf.square(g) for a, g in zip(v, grads)]
-            scale = learning_rate * tf.sqrt(1 - _BETA2 ** t) / (1 - _BETA1 ** t)
-            ps = [p - scale * a / (tf.sqrt(b) + _EPS) for p, a, b in zip(ps, m, v)]
+            ps, m, v = adam_update(ps, tape.gradient(loss, ps), m, v, k, learning_rate)
             return k + 1, ps, m, v, loss
 
         _, params, _, _, _ = tf.while_loop(cond, body, (tf.constant(0), params, zeros, list(zeros),
