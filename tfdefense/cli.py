@@ -70,7 +70,8 @@ def cmd_list(args):
         if os.path.isfile(os.path.join(folder, registry.CARD)):
             card = registry.read_card(folder, verify=False)
             t = card.get("training", {})
-            status = f"{t.get('epochs_completed', '?')}/{t.get('epochs', '?')} epochs"
+            planned = t.get("scheduled_epochs", t.get("epochs", "?"))
+            status = f"{t.get('epochs_completed', '?')}/{planned} epochs"
             m = card.get("measured", {})
             clean = m.get("clean_accuracy_defended") or m.get("clean_accuracy")
             measured = f"clean accuracy {clean['value']:.4f} ({clean.get('split', '')})" if clean else ""

@@ -23,6 +23,9 @@ def test_train_smoke_and_evaluate(tiny_data_dir, tmp_path):
                "--publish", env=env)
     assert out.returncode == 0, out.stderr
     assert os.path.isfile(tmp_path / "zoo" / "classifier_c_mnist" / "model_card.json")
+    # A snapshot published early says how far it got of the registered schedule.
+    listing = _run("list", env=env).stdout
+    assert any(line.startswith("classifier_c_mnist") and " 1/10 epochs" in line for line in listing.splitlines())
     ev = _run("evaluate", "classifier_c_mnist", "--n=50", env=env)
     assert ev.returncode == 0, ev.stderr
     assert '"n": 50' in ev.stdout and "clean_accuracy" in ev.stdout
