@@ -26,6 +26,8 @@ flags.DEFINE_float("min_seconds", 3.0, "Time each measurement at least this long
 flags.DEFINE_string("policies", "float32,mixed_bfloat16", "Dtype policies to measure.")
 flags.DEFINE_boolean("update_card", False, "Store the measured throughput in the model card.")
 flags.DEFINE_string("output", None, "Also write the JSON to this file.")
+flags.DEFINE_boolean("profile_layers", True, "Time each decoder layer (forward + input gradient, fp32, "
+                     "largest batch) to show where the search spends its time.")
 FLAGS = flags.FLAGS
 
 
@@ -49,6 +51,37 @@ def matmul_gflops(dtype, min_seconds):
     fn = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
     seconds = _timeit(lambda: fn().numpy(), min_seconds)
     return 2 * n ** 3 / seconds / 1e9
+
+
+def layer_profile(decoder, batch, gflops_matmul, min_seconds):
+    """Per decoder layer: ms for forward + gradient w.r.t. its input on one
+    batch (what one search step costs in that layer), and its GFLOP/s."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfdefense.purification import cost
+
+    h = tf.constant(np.random.default_rng(0).uniform(-1, 1, (batch, decoder.inputs[0].shape[-1])), tf.float32)
+    rows = []
+    for layer in decoder.layers:
+        @tf.function
+        def step(v, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch(v)
+                out = layer(v, training=False)
+                loss = tf.reduce_sum(tf.square(tf.cast(out, tf.float32)))
+            return out, tape.gradient(loss, v)
+
+        seconds = _timeit(lambda v=h, step=step: step(v)[1].numpy(), min_seconds / 4)
+        per_image = 2 * cost.layer_flops(layer)  # forward + input gradient
+        rate = per_image * batch / seconds / 1e9
+        rows.append({"layer": layer.name, "ms": round(1e3 * seconds, 2), "flops_per_image": per_image,
+                     "gflops_per_s": round(rate, 1), "fraction_of_matmul_rate": round(rate / gflops_matmul, 3)})
+        h = step(h)[0]
+    total = sum(r["ms"] for r in rows)
+    for r in rows:
+        r["share_of_time"] = round(r["ms"] / total, 3)
+    return rows
 
 
 def build_purifier(name, steps):
@@ -94,6 +127,10 @@ def main(argv):
             entry["by_batch"][str(batch)] = {
                 "images_per_s": round(rate, 1), "achieved_gflops": round(rate * flops / 1e9, 1),
                 "fraction_of_matmul_rate": round(rate * flops / 1e9 / gflops, 3)}
+        if FLAGS.profile_layers and policy == "float32":
+            entry["layers_at_batch"] = {"batch": max(batches),
+                                        "layers": layer_profile(purifier.decoder, max(batches), gflops,
+                                                                FLAGS.min_seconds)}
         result["policies"][policy] = entry
     keras.config.set_dtype_policy("float32")
     print(json.dumps(result, indent=2))

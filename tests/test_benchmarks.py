@@ -1,4 +1,5 @@
-"""The cost benchmark's table and plot, on a made-up result (the benchmark itself is a measurement)."""
+"""The benchmarks' tables, plots and profiles on made-up results or tiny models (the numbers
+themselves are measurements, never asserted)."""
 
 import importlib.util
 import os
@@ -8,9 +9,8 @@ from tfdefense import plots
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("purification_cost",
-                                                  os.path.join(ROOT, "benchmarks", "purification_cost.py"))
+def _module(name="purification_cost"):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -33,3 +33,14 @@ def test_table2_puts_paper_values_beside_measured_ones(tmp_path):
 def test_accuracy_vs_compute_plot(tmp_path):
     path = plots.accuracy_vs_compute(str(tmp_path / "plot.png"), RESULT)
     assert os.path.getsize(path) > 1000
+
+
+def test_layer_profile_covers_every_decoder_layer_and_its_flops():
+    from tfdefense.aegan import builders
+    from tfdefense.purification import cost
+
+    decoder = builders.decoder(latent_dim=8, filters=4)
+    rows = _module("purification_speed").layer_profile(decoder, batch=2, gflops_matmul=100.0, min_seconds=0.01)
+    assert [r["layer"] for r in rows] == [layer.name for layer in decoder.layers]
+    assert sum(r["flops_per_image"] for r in rows) == 2 * cost.forward_flops(decoder)
+    assert abs(sum(r["share_of_time"] for r in rows) - 1) < 0.01 and all(r["ms"] > 0 for r in rows)

@@ -7,25 +7,29 @@ TensorFlow's graph profiler does not count transposed convolutions
 import keras
 
 
+def layer_flops(layer):
+    """FLOPs (2 x multiply-adds) of one example through a Dense, Conv2D or
+    Conv2DTranspose layer; 0 for any other layer."""
+    if isinstance(layer, keras.layers.Dense):
+        return 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        _, h, w, _ = layer.input.shape
+        kh, kw, cout, cin = layer.kernel.shape
+        return 2 * h * w * kh * kw * cin * cout
+    if isinstance(layer, keras.layers.Conv2D):
+        _, h, w, _ = layer.output.shape
+        kh, kw, cin, cout = layer.kernel.shape
+        return 2 * h * w * kh * kw * cin * cout
+    return 0
+
+
 def forward_flops(model):
     """FLOPs (2 x multiply-adds) of one forward pass of one example.
 
     Counts Dense, Conv2D and Conv2DTranspose layers, which dominate; activations
     and normalisation are ignored.
     """
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
-            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
-        elif isinstance(layer, keras.layers.Conv2DTranspose):
-            _, h, w, _ = layer.input.shape
-            kh, kw, cout, cin = layer.kernel.shape
-            total += 2 * h * w * kh * kw * cin * cout
-        elif isinstance(layer, keras.layers.Conv2D):
-            _, h, w, _ = layer.output.shape
-            kh, kw, cin, cout = layer.kernel.shape
-            total += 2 * h * w * kh * kw * cin * cout
-    return int(total)
+    return int(sum(layer_flops(layer) for layer in model.layers))
 
 
 def search_flops(decoder, encoder=None, steps=15, restarts=1):
