@@ -17,9 +17,10 @@ def test_loads_and_defends(real_data_dir, name):
     card = registry.read_card(registry.weights_dir(name))
     assert model.threshold == pytest.approx(card["inference"]["threshold"])
     x, y = datasets.load(registry.get_entry(name)["metadata"]["dataset"], "dev")
-    out = model.defend(x[:16])
-    assert out["purified"].shape == (16, 28, 28, 1) and out["logits"].shape == (16, 10)
-    assert np.mean(out["label"] == y[:16]) >= 0.75
+    out = model.defend(x[:200])
+    assert out["purified"].shape == (200, 28, 28, 1) and out["logits"].shape == (200, 10)
+    # 200 images: binomial noise about 0.025 around the card's n=1000 figure.
+    assert np.mean(out["label"] == y[:200]) >= card["measured"]["clean_accuracy_defended"]["value"] - 0.06
     flagged = model.defend(x[:500])["is_adversarial"].mean()  # calibrated at 5% on validation images
     assert 0.01 <= flagged <= 0.12, f"clean false-positive rate {flagged:.3f} on dev"
     faster = tfdefense.load(name, steps=2, threshold=1.0)

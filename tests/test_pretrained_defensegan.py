@@ -1,4 +1,4 @@
-"""The shipped Defense-GAN (INC) model: loads, purifies, rejects by search error (skipped where not trained)."""
+"""The shipped Defense-GAN (INC) models: load, purifies, rejects by search error (skipped where not trained)."""
 
 import os
 
@@ -8,13 +8,14 @@ import pytest
 from tfdefense import datasets, registry, testing
 
 
-def test_defensegan_mnist_purifies_clean_images(real_data_dir):
+@pytest.mark.parametrize("name", ("defensegan_mnist", "defensegan_fmnist"))
+def test_defensegan_purifies_clean_images(real_data_dir, name):
     # A short search (R=2, L=30) keeps this quick; the card holds the R=10, L=200 numbers.
-    model = testing.load_pretrained_or_skip("defensegan_mnist", steps=30, restarts=2)
-    card = registry.read_card(registry.weights_dir("defensegan_mnist"))
+    model = testing.load_pretrained_or_skip(name, steps=30, restarts=2)
+    card = registry.read_card(registry.weights_dir(name))
     assert model.threshold == pytest.approx(card["inference"]["threshold"])
     assert model.purifier.steps == 30 and model.purifier.restarts == 2
-    x, y = datasets.load("mnist", "dev")
+    x, y = datasets.load(card["dataset"], "dev")
     out = model.defend(x[:64])
     assert out["purified"].shape == (64, 28, 28, 1)
     assert np.all(out["purified"] >= 0.0) and np.all(out["purified"] <= 1.0)
