@@ -1,4 +1,4 @@
-"""The shipped Defense-GAN (INC) models: load, purifies, rejects by search error (skipped where not trained)."""
+"""The shipped Defense-GAN (INC) models: load, purify, reject by search error (skipped where not trained)."""
 
 import os
 

@@ -61,7 +61,7 @@ def _usage(msg):
 
 def cmd_list(args):
     import tfdefense
-    from tfdefense import registry
+    from tfdefense import registry, training
 
     print(f"{'name':30s} {'family':20s} {'status':16s} measured")
     for name in tfdefense.list_models():
@@ -69,9 +69,7 @@ def cmd_list(args):
         status, measured = "not trained", ""
         if os.path.isfile(os.path.join(folder, registry.CARD)):
             card = registry.read_card(folder, verify=False)
-            t = card.get("training", {})
-            planned = t.get("scheduled_epochs", t.get("epochs", "?"))
-            status = f"{t.get('epochs_completed', '?')}/{planned} epochs"
+            status = "{}/{} epochs".format(*training.epochs_trained(card.get("training", {})))
             m = card.get("measured", {})
             clean = m.get("clean_accuracy_defended") or m.get("clean_accuracy")
             measured = f"clean accuracy {clean['value']:.4f} ({clean.get('split', '')})" if clean else ""

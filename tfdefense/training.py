@@ -187,15 +187,22 @@ def _robustness_table(card):
     return lines
 
 
+def epochs_trained(training):
+    """(epochs completed, epochs in the registered schedule) from a card's
+    ``training`` section; cards written before the schedule was recorded
+    (the classifiers') only have ``epochs``."""
+    return training.get("epochs_completed", "?"), training.get("scheduled_epochs", training.get("epochs", "?"))
+
+
 def write_card(folder, card):
     """Writes ``model_card.json`` and a short ``README.md`` rendered from it."""
     write_json(os.path.join(folder, registry.CARD), card)
     t = card["training"]
-    scheduled = t.get("scheduled_epochs", t["epochs"])
+    completed, scheduled = epochs_trained(t)
     lines = [f"# {card['name']}", "", card.get("description", ""), "",
              f"- family: `{card['family']}`, dataset: `{card['dataset']}`",
              f"- architecture: `{json.dumps(card['architecture'])}`",
-             f"- training: {t['epochs_completed']} epochs of the {scheduled}-epoch schedule, batch "
+             f"- training: {completed} epochs of the {scheduled}-epoch schedule, batch "
              f"{t['batch_size']}, Adam lr {t['learning_rate']}, seed {t['seed']}, "
              f"{t.get('dtype_policy', 'float32')}, {t['wall_time_s'] / 60:.1f} min of training on "
              f"{t['machine']} (`{t['command']}`)", "", "## Measured by tfdefense", ""]
