@@ -33,11 +33,11 @@ def minmax_rows(short):
     import tfdefense
     from tfdefense.defensegan.minmax import minmax_attack
 
-    generator = tfdefense.load(f"defensegan_{short}").decoder
+    generator = tfdefense.load(f"defensegan_{short}").purifier.decoder
     rows, pairs = [], {}
     for name in (f"classifier_a_{short}", f"classifier_a_{short}_manifold"):
         try:
-            classifier = tfdefense.load(name)
+            classifier = tfdefense.load(name).classifier
         except tfdefense.WeightsError:
             rows.append({"classifier": name, "skipped": "no pretrained weights"})
             continue
@@ -56,7 +56,7 @@ def dip_report(short):
 
     dataset = "fashion_mnist" if short == "fmnist" else "mnist"
     x, y = harness.sample(dataset, FLAGS.dip_n, FLAGS.seed)
-    model = DefendedClassifier(tfdefense.load(f"classifier_a_{short}"), DeepImagePrior(steps=FLAGS.dip_steps),
+    model = DefendedClassifier(tfdefense.load(f"classifier_a_{short}").classifier, DeepImagePrior(steps=FLAGS.dip_steps),
                                name=f"dip_{short}")
     report = evaluation.evaluate(model, x, y, attacks=("fgsm",), threats=("gray", "white"), eps=FLAGS.eps,
                                  seed=FLAGS.seed, white_box={"bpda": "identity", "eot": 1}, detector_aware=False,

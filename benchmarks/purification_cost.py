@@ -73,7 +73,7 @@ def _load(name, **settings):
 
         entry = registry.get_entry(name)
         generator = WGANGP.from_config_dict(entry["config"]).generator
-        return build_defended(generator, tfdefense.load(entry["inference"]["classifier"]), **settings), False
+        return build_defended(generator, registry.load_classifier(entry["inference"]["classifier"]), **settings), False
 
 
 def _images_per_s(model, x):
@@ -90,7 +90,7 @@ def measure_setting(method, restarts, steps, short, x, y):
 
     model, pretrained = _load(f"{method}_{short}", steps=steps, restarts=restarts, threshold=None)
     row = {"method": method, "restarts": restarts, "steps": steps, "gradient_steps": steps * restarts,
-           "pretrained": pretrained, "flops_per_image": cost.search_flops(model.decoder, model.encoder, steps, restarts),
+           "pretrained": pretrained, "flops_per_image": cost.search_flops(model.purifier.decoder, model.purifier.encoder, steps, restarts),
            "images_per_s": _images_per_s(model, x[:FLAGS.speed_batch])}
     n = FLAGS.n_heavy if steps * restarts > HEAVY else FLAGS.n
     row["n"] = min(n, len(x))
@@ -101,7 +101,7 @@ def measure_setting(method, restarts, steps, short, x, y):
         row.update(clean=round(report.clean["accuracy_defended"], 4),
                    gray_fgsm=round(by_threat["gray"].accuracy_defended, 4),
                    white_fgsm=round(by_threat["white"].accuracy_defended, 4),
-                   white_bpda="gfx" if model.encoder is not None else "identity")
+                   white_bpda=model.purifier.bpda)
     return row
 
 

@@ -87,16 +87,16 @@ def layer_profile(decoder, batch, gflops_matmul, min_seconds):
 def build_purifier(name, steps):
     """The pretrained model's own purifier (calibrated settings), or a random-init one."""
     import tfdefense
-    from tfdefense import registry
-    from tfdefense.aegan import builders
+    from tfdefense import cards, registry
+    from tfdefense import networks
     from tfdefense.purification import Purifier
 
     try:
         return tfdefense.load(name, steps=steps).purifier, "pretrained"
     except tfdefense.WeightsError:
         config = registry.get_entry(name)["config"]
-        encoder = builders.encoder(config["latent_dim"], config["filters"])
-        decoder = builders.decoder(config["latent_dim"], config["filters"])
+        encoder = networks.encoder(config["latent_dim"], config["filters"])
+        decoder = networks.decoder(config["latent_dim"], config["filters"])
         return Purifier(decoder, encoder, steps=steps), "random init (no pretrained weights here)"
 
 
@@ -141,7 +141,7 @@ def main(argv):
         from tfdefense import registry, training
 
         folder = registry.weights_dir(FLAGS.model)
-        card = registry.read_card(folder)
+        card = cards.read_card(folder)
         card.setdefault("measured", {})["throughput"] = {
             policy: {"steps": FLAGS.steps, "images_per_s_by_batch": {b: v["images_per_s"] for b, v in e["by_batch"].items()},
                      "fraction_of_matmul_rate_by_batch": {b: v["fraction_of_matmul_rate"]
@@ -149,7 +149,7 @@ def main(argv):
                      "matmul_2048_gflops": e["matmul_2048_gflops"], "flops_per_image": e["flops_per_image"]}
             for policy, e in result["policies"].items()}
         card["measured"]["throughput"]["machine"] = result["machine"]
-        training.write_card(folder, card)
+        cards.write_card(folder, card)
 
 
 if __name__ == "__main__":

@@ -36,10 +36,10 @@ def test_accuracy_vs_compute_plot(tmp_path):
 
 
 def test_layer_profile_covers_every_decoder_layer_and_its_flops():
-    from tfdefense.aegan import builders
+    from tfdefense import networks
     from tfdefense.purification import cost
 
-    decoder = builders.decoder(latent_dim=8, filters=4)
+    decoder = networks.decoder(latent_dim=8, filters=4)
     rows = _module("purification_speed").layer_profile(decoder, batch=2, gflops_matmul=100.0, min_seconds=0.01)
     assert [r["layer"] for r in rows] == [layer.name for layer in decoder.layers]
     assert sum(r["flops_per_image"] for r in rows) == 2 * cost.forward_flops(decoder)

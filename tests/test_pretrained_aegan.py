@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tfdefense
-from tfdefense import attacks, datasets, export, registry, testing
+from tfdefense import attacks, cards, datasets, export, registry, testing
 
 NAMES = ("aegan_mnist", "aegan_fmnist")
 
@@ -14,8 +14,8 @@ NAMES = ("aegan_mnist", "aegan_fmnist")
 @pytest.mark.parametrize("name", NAMES)
 def test_loads_and_defends(real_data_dir, name):
     model = testing.load_pretrained_or_skip(name)
-    card = registry.read_card(registry.weights_dir(name))
-    assert model.threshold == pytest.approx(card["inference"]["threshold"])
+    card = cards.read_card(registry.weights_dir(name))
+    assert model.thresholds == pytest.approx(card["inference"]["thresholds"])
     x, y = datasets.load(registry.get_entry(name)["metadata"]["dataset"], "dev")
     out = model.defend(x[:200])
     assert out["purified"].shape == (200, 28, 28, 1) and out["logits"].shape == (200, 10)
@@ -31,7 +31,7 @@ def test_loads_and_defends(real_data_dir, name):
 @pytest.mark.parametrize("name", NAMES)
 def test_clean_and_gray_box_accuracy(real_data_dir, name):
     model = testing.load_pretrained_or_skip(name)
-    card = registry.read_card(registry.weights_dir(name))
+    card = cards.read_card(registry.weights_dir(name))
     x, y = datasets.load(card["dataset"], "dev")
     x, y = x[:300], y[:300]
     clean = np.mean(model.defend(x)["label"] == y)

@@ -5,15 +5,15 @@ import os
 import numpy as np
 import pytest
 
-from tfdefense import datasets, registry, testing
+from tfdefense import cards, datasets, registry, testing
 
 
 @pytest.mark.parametrize("name", ("defensegan_mnist", "defensegan_fmnist"))
 def test_defensegan_purifies_clean_images(real_data_dir, name):
     # A short search (R=2, L=30) keeps this quick; the card holds the R=10, L=200 numbers.
     model = testing.load_pretrained_or_skip(name, steps=30, restarts=2)
-    card = registry.read_card(registry.weights_dir(name))
-    assert model.threshold == pytest.approx(card["inference"]["threshold"])
+    card = cards.read_card(registry.weights_dir(name))
+    assert model.thresholds == pytest.approx(card["inference"]["thresholds"])
     assert model.purifier.steps == 30 and model.purifier.restarts == 2
     x, y = datasets.load(card["dataset"], "dev")
     out = model.defend(x[:64])

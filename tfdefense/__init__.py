@@ -6,15 +6,15 @@ Example:
     >>> tfdefense.list_models()                         # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
 try:
     import tensorflow  # noqa: F401
 except ImportError as e:  # pragma: no cover
     raise ImportError("tfdefense needs TensorFlow 2.21: pip install 'tensorflow==2.21.0' "
                       "(GPU: 'tensorflow[and-cuda]==2.21.0').") from e
 
-from tfdefense import aegan, classifiers, defensegan  # noqa: E402,F401  (register their families and entries)
-from tfdefense.registry import UnknownModelError, WeightsError, list_models, load  # noqa: E402
+from tfdefense.version import __version__  # noqa: E402
+from tfdefense import aegan, classifiers, defensegan, magnet  # noqa: E402,F401  (register their families and entries)
+from tfdefense.cards import WeightsError  # noqa: E402
+from tfdefense.registry import UnknownModelError, list_models, load  # noqa: E402
 
 __all__ = ["load", "list_models", "UnknownModelError", "WeightsError", "__version__"]

@@ -1,12 +1,14 @@
-"""Choosing a purifier's inference settings on validation data (never the test set).
+"""Choosing a defense's inference settings on validation data (never the test set).
 
-* detector threshold: the score that flags ``fpr`` of clean validation
-  images (AE-GAN: reconstruction error against G(F(x)); Defense-GAN/INC: the
-  final search error);
-* search step size: the one with the best accuracy on validation images under
-  a gray-box FGSM attack, searching every image.
+* detector thresholds, for any defense: each detector's threshold is the
+  score that flags a fraction ``fpr`` of clean validation images (the
+  family declares its target: 5% for AE-GAN+rs and INC, 0.1% for MagNet);
+* other settings, through the family's ``tune`` hook; the latent-search
+  families use `tune_step_size`: the step size with the best worst-case
+  accuracy on validation images over gray-box attacks, searching every image.
 
-Works for any family whose `load` accepts ``threshold`` and ``step_size``.
+The result goes into the card's ``inference`` section, where `tfdefense.load`
+reads it.
 
 Example:
     >>> from tfdefense import calibration
@@ -15,50 +17,92 @@ Example:
 
 import numpy as np
 
-from tfdefense import attacks, datasets, progress, registry, training
+from tfdefense import attacks, cards, datasets, progress, registry
+from tfdefense.defended import inference_settings
 from tfdefense.purification import threshold_at_fpr
 
 STEP_SIZES = (0.001, 0.003, 0.01, 0.03, 0.1)
 
 
-def calibrate(name, folder=None, *, fpr=0.05, n=500, eps=0.3, step_sizes=STEP_SIZES, seed=0):
+def calibrate(name, folder=None, *, fpr=None, n=None, eps=0.3, seed=0, **options):
     """Measures and writes the ``inference`` settings into the card in ``folder``.
 
     Args:
         name: registered defense (e.g. "aegan_mnist").
         folder: the exported weights (default: ``saved_models/<name>``).
-        fpr: target false-positive rate of the detector on clean validation images.
-        n: validation images used.
-        eps: FGSM budget for choosing the step size.
-        step_sizes: candidates.
+        fpr: target false-positive rate of each detector on clean validation
+            images (default: the family's).
+        n: validation images used (default: the family's; None is all of them).
+        eps: attack budget for the family's tuning hook.
         seed: chooses the validation images.
+        **options: passed to the family's tuning hook (e.g. ``step_sizes``).
 
     Returns:
         The updated card.
     """
     entry = registry.get_entry(name)
     family = registry.get_family(entry["family"])
+    defaults = family.calibration
+    fpr = defaults.get("fpr", 0.05) if fpr is None else fpr
+    n = defaults.get("n") if n is None else n
     folder = folder or registry.weights_dir(name)
-    card = registry.read_card(folder, verify=True)
+    card = cards.read_card(folder, verify=True)
     x, y = datasets.load(entry["metadata"]["dataset"], "validation")
-    index = np.random.default_rng(seed).choice(len(x), size=min(n, len(x)), replace=False)
-    x, y = x[index], y[index]
+    if n is not None and n < len(x):
+        index = np.random.default_rng(seed).choice(len(x), size=n, replace=False)
+        x, y = x[index], y[index]
 
     def build(**settings):
-        return family.load(entry, folder, threshold=None, **settings)
+        model = family.load(entry, folder, **inference_settings(family.inference, entry, card, settings))
+        registry.apply_thresholds(model, {}, **({"threshold": None} if model.thresholds else {}))
+        return model
 
-    model = build(step_size=step_sizes[0])
-    x_adv = attacks.fgsm(model.classifier, x, y, eps=eps)
-    table = {}
-    if model.encoder is not None:
-        cheap = np.argmax(np.asarray(model.classifier(model.reconstruct(x_adv), training=False)), axis=1)
-        table["0 (G(F(x)), no search)"] = round(float(np.mean(cheap == y)), 4)
-    for step_size in progress.bar(step_sizes, desc="step sizes"):
-        table[str(step_size)] = round(float(np.mean(build(step_size=step_size).defend(x_adv)["label"] == y)), 4)
-    best = max(step_sizes, key=lambda s: table[str(s)])
-    threshold = threshold_at_fpr(build(step_size=best).defend(x)["score"], fpr)
-    card["inference"] = {**card.get("inference", {}), "threshold": round(threshold, 6), "step_size": best}
+    settings, table = {}, {}
+    if family.tune is not None:
+        settings, table = family.tune(build, x, y, eps=eps, seed=seed, **options)
+    elif options:
+        raise TypeError(f"{name} has no tuning settings; got {sorted(options)}.")
+    model = build(**settings)
+    thresholds = {d: round(threshold_at_fpr(s, fpr), 6) for d, s in detector_scores(model, x, seed).items()}
+    inference = {k: v for k, v in card.get("inference", {}).items() if k != "threshold"}
+    card["inference"] = {**inference, **settings, "thresholds": thresholds}
     card["calibration"] = {"split": "validation", "n": int(len(x)), "seed": seed, "target_fpr": fpr,
-                           "fgsm_eps": eps, "fgsm_accuracy_by_step_size": table}
-    training.write_card(folder, card)
+                           **({"eps": eps, "tuning": table} if table else {})}
+    cards.write_card(folder, card)
     return card
+
+
+def detector_scores(model, x, seed=0, batch_size=256):
+    """{detector name: numpy scores of ``x``} for every detector of a defense."""
+    parts = [model.detector_scores(x[i:i + batch_size], seed) for i in range(0, len(x), batch_size)]
+    return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in model.thresholds}
+
+
+def tune_step_size(build, x, y, *, eps=0.3, seed=0, step_sizes=STEP_SIZES, attacks_used=("fgsm",)):
+    """The latent-search step size with the best worst-case accuracy over gray-box attacks.
+
+    Args:
+        build: ``build(**settings) -> model`` with detectors off (every image searched).
+        x, y: validation images and labels.
+        eps: Linf budget of the attacks.
+        step_sizes: candidates.
+        attacks_used: gray-box attacks (names in `tfdefense.attacks.ATTACKS`) whose
+            minimum accuracy is maximised.
+
+    Returns:
+        ``({"step_size": best}, table)`` with the accuracy per attack and step size.
+    """
+    model = build(step_size=step_sizes[0])
+    adversarial = {a: attacks.ATTACKS[a](model.classifier, x, y, eps=eps, **({"seed": seed} if a == "pgd" else {}))
+                   for a in attacks_used}
+    table = {a: {} for a in attacks_used}
+    if model.purifier.encoder is not None:
+        for a, x_adv in adversarial.items():
+            cheap = np.argmax(np.asarray(model.classifier(model.purifier.surrogate(x_adv), training=False)), axis=1)
+            table[a]["0 (G(F(x)), no search)"] = round(float(np.mean(cheap == y)), 4)
+    for step_size in progress.bar(step_sizes, desc="step sizes"):
+        candidate = build(step_size=step_size)
+        for a, x_adv in adversarial.items():
+            table[a][str(step_size)] = round(float(np.mean(candidate.defend(x_adv)["label"] == y)), 4)
+    best = max(step_sizes, key=lambda s: min(table[a][str(s)] for a in attacks_used))
+    return {"step_size": best}, table

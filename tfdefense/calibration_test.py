@@ -1,6 +1,6 @@
 import os
 
-from tfdefense import calibration, registry, training
+from tfdefense import calibration, cards, registry, training
 
 
 def test_calibrate_writes_threshold_and_best_step_size(tiny_data_dir, tmp_path):
@@ -16,8 +16,8 @@ def test_calibrate_writes_threshold_and_best_step_size(tiny_data_dir, tmp_path):
     folder = os.path.join(workdir, "export")
 
     card = calibration.calibrate(name, folder, n=20, step_sizes=(0.01, 0.1))
-    table = card["calibration"]["fgsm_accuracy_by_step_size"]
+    table = card["calibration"]["tuning"]["fgsm"]
     assert set(table) == {"0 (G(F(x)), no search)", "0.01", "0.1"}
     assert card["inference"]["step_size"] == max((0.01, 0.1), key=lambda s: table[str(s)])
-    assert card["inference"]["threshold"] > 0
-    assert registry.read_card(folder)["inference"] == card["inference"]  # written, and the weights still verify
+    assert card["inference"]["thresholds"]["l1"] > 0
+    assert cards.read_card(folder)["inference"] == card["inference"]  # written, and the weights still verify

@@ -9,6 +9,11 @@ Usage:
               --seed=0 --output_dir=DIR [--sweep=30] [--sanity] [--update-card]
     tfdefense export <name> <dir> [--version=N]
     tfdefense calibrate <name> [--source=DIR] [--n=500] [--step_sizes=0.001,0.01,0.1]
+
+Inference settings of evaluate and export: --set=key=value (JSON
+value), checked against the settings the model's family declares, e.g.
+--set=steps=30 --set=threshold=null; --steps, --restarts and --threshold are
+shorthands for the latent-search settings.
     tfdefense card <name> --reports=DIR1/report.json,DIR2/report.json   (merge reports into the card)
 """
 
@@ -26,8 +31,9 @@ flags.DEFINE_integer("epochs", None, "Override the number of epochs.")
 flags.DEFINE_integer("batch_size", None, "Override the batch size.")
 flags.DEFINE_integer("steps_per_epoch", None, "Limit steps per epoch (smoke runs).")
 flags.DEFINE_integer("seed", None, "Seed: overrides the training seed; for evaluate, image sampling and attacks (default 0).")
-flags.DEFINE_multi_string("set", [], "Model setting key=value (JSON value), e.g. "
-                          "--set=adversarial=false for the plain-AE ablation.")
+flags.DEFINE_multi_string("set", [], "key=value (JSON value). train: a model setting, e.g. "
+                          "--set=adversarial=false for the plain-AE ablation; evaluate/export: an "
+                          "inference setting the family declares, e.g. --set=steps=30 or --set=threshold=null.")
 flags.DEFINE_string("split", None, "Split for `evaluate` (default: test for clean accuracy, eval for attacks).")
 flags.DEFINE_integer("n", None, "Images to evaluate (clean: the first n; attacks: n drawn by --seed, default 1000).")
 flags.DEFINE_list("attacks", [], "Attacks for `evaluate`: fgsm,bim,pgd,mim,cw,deepfool,deepfool_linf,spsa.")
@@ -61,15 +67,15 @@ def _usage(msg):
 
 def cmd_list(args):
     import tfdefense
-    from tfdefense import registry, training
+    from tfdefense import cards, registry
 
     print(f"{'name':30s} {'family':20s} {'status':16s} measured")
     for name in tfdefense.list_models():
         folder = registry.weights_dir(name)
         status, measured = "not trained", ""
-        if os.path.isfile(os.path.join(folder, registry.CARD)):
-            card = registry.read_card(folder, verify=False)
-            status = "{}/{} epochs".format(*training.epochs_trained(card.get("training", {})))
+        if os.path.isfile(os.path.join(folder, cards.CARD)):
+            card = cards.read_card(folder, verify=False)
+            status = "{}/{} epochs".format(*cards.epochs_trained(card.get("training", {})))
             m = card.get("measured", {})
             clean = m.get("clean_accuracy_defended") or m.get("clean_accuracy")
             measured = f"clean accuracy {clean['value']:.4f} ({clean.get('split', '')})" if clean else ""
@@ -85,7 +91,7 @@ def cmd_train(args):
     overrides = {k: getattr(FLAGS, k) for k in ("epochs", "batch_size", "steps_per_epoch", "seed")
                  if getattr(FLAGS, k) is not None}
     entry = registry.get_entry(name)
-    entry["config"].update(_parse_settings(FLAGS.set, entry["config"]))
+    entry["config"].update(_parse_settings(FLAGS.set, known=entry["config"]))
     if FLAGS.set and FLAGS.publish:
         raise ValueError("--publish would replace the registered weights with a variant; "
                          "train variants (--set) without --publish.")
@@ -95,17 +101,25 @@ def cmd_train(args):
     print(json.dumps(card["measured"], indent=2))
 
 
-def _parse_settings(pairs, known):
+def _parse_settings(pairs, known=None):
     settings = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or key not in known:
-            raise ValueError(f"--set expects key=value with key in {sorted(known)}; got {pair!r}.")
+        if not sep or (known is not None and key not in known):
+            choices = f" with key in {sorted(known)}" if known is not None else ""
+            raise ValueError(f"--set expects key=value{choices}; got {pair!r}.")
         try:
             settings[key] = json.loads(value)
         except json.JSONDecodeError:
             settings[key] = value
     return settings
+
+
+def _inference_overrides():
+    """--set pairs plus the latent-search shorthands; `tfdefense.load` checks them against the family."""
+    overrides = {k: getattr(FLAGS, k) for k in ("steps", "restarts", "threshold") if getattr(FLAGS, k) is not None}
+    overrides.update(_parse_settings(FLAGS.set))
+    return overrides
 
 
 def cmd_evaluate(args):
@@ -116,7 +130,7 @@ def cmd_evaluate(args):
 
     name = args[0] if args else DEFAULT_MODEL
     entry = registry.get_entry(name)
-    overrides = {k: getattr(FLAGS, k) for k in ("steps", "restarts", "threshold") if getattr(FLAGS, k) is not None}
+    overrides = _inference_overrides()
     attacks = tuple(FLAGS.attacks) or (DEFAULT_ATTACKS if not args else ())
     if not attacks:
         model = tfdefense.load(name, **overrides)
@@ -142,7 +156,7 @@ def cmd_export(args):
     import tfdefense
     from tfdefense import export
 
-    path = export.export(tfdefense.load(args[0]), args[1], args[0], version=FLAGS.version)
+    path = export.export(tfdefense.load(args[0], **_inference_overrides()), args[1], args[0], version=FLAGS.version)
     print(path)
 
 
@@ -185,7 +199,7 @@ def main(argv):
 
     try:
         globals()[f"cmd_{args[0]}"](args[1:])
-    except (UnknownModelError, WeightsError, DatasetError, FileExistsError, ValueError) as e:
+    except (UnknownModelError, WeightsError, DatasetError, FileExistsError, ValueError, TypeError) as e:
         print(f"tfdefense {args[0]}: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -1,38 +1,50 @@
-"""`DefendedClassifier`: detector -> purifier -> classifier, as one keras.Model.
+"""`DefendedClassifier`: detectors -> purifier -> classifier, as one keras.Model.
 
-It is what `tfdefense.load` returns for a defense and what `tfdefense export`
-serves. Calling it returns logits, like any classifier, so it drops into
-existing code; `defend` returns everything the pipeline computed.
+Plain composition of the contract's roles (`tfdefense.contract`): any
+purifier (or none), any number of detectors, one classifier. It is what
+`tfdefense.load` returns for every entry (a bare classifier is a defense with
+neither) and what `tfdefense export` serves. Calling it returns logits, like
+any classifier, so it drops into existing code; `defend` returns everything
+the pipeline computed.
+
+Every way in checks its input the same way: `defend` and `predict` in numpy
+(`check_images`, a ValueError that says what was wrong), `__call__` by dtype
+at trace time and by value inside the graph (`validate_images`), which is also
+what the exported SavedModel runs.
 
 Example:
     >>> import tfdefense
     >>> model = tfdefense.load("aegan_mnist")                      # doctest: +SKIP
     >>> logits = model.predict(x)                                  # doctest: +SKIP
-    >>> out = model.defend(x)      # logits, label, purified, score, is_adversarial
+    >>> out = model.defend(x)  # logits, label, purified, score, is_adversarial, rejected
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfdefense.purification import detection_scores
 from tfdefense.serialization import deserialize_parts, serialize_parts
 
 IMAGE_SHAPE = (28, 28, 1)
 MAX_BATCH = 1024
 PARTS = ("classifier", "purifier")
+OUTPUTS = ("logits", "label", "purified", "score", "is_adversarial", "rejected")
+_FLOATS = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 
 
 def inference_settings(defaults, entry, card, overrides):
     """A family's inference settings: defaults < entry < measured card < caller.
 
     Raises:
-        TypeError: an override the family does not know, listing the known ones.
+        TypeError: an override the family does not declare, listing the declared ones.
     """
     unknown = set(overrides) - set(defaults)
     if unknown:
-        raise TypeError(f"Unknown inference settings {sorted(unknown)}; choose from {sorted(defaults)}.")
-    return {**defaults, **entry.get("inference", {}), **card.get("inference", {}), **overrides}
+        known = f"choose from {sorted(defaults)}" if defaults else "it takes no inference settings"
+        raise TypeError(f"Unknown inference settings {sorted(unknown)} for {entry.get('name', 'this model')}; "
+                        f"{known}.")
+    return {**defaults, **{k: v for k, v in {**entry.get("inference", {}), **card.get("inference", {})}.items()
+                           if k in defaults}, **overrides}
 
 
 def validate_images(x, max_batch=MAX_BATCH):
@@ -57,16 +69,16 @@ def validate_images(x, max_batch=MAX_BATCH):
 
 
 def check_images(x):
-    """The same checks in numpy for Python callers, raising ValueError."""
-    if isinstance(x, tf.Tensor):
+    """The same checks in numpy for Python callers, raising ValueError; returns float32 numpy."""
+    if x is None:
+        raise ValueError("images are None; pass float32 images [N, 28, 28, 1] in [0, 1].")
+    if isinstance(x, (tf.Tensor, tf.Variable)):
         x = x.numpy()
     x = np.asarray(x)
-    if x.dtype != np.float32:
-        if np.issubdtype(x.dtype, np.floating):
-            x = x.astype(np.float32)
-        else:
-            raise ValueError(f"images must be float32 in [0, 1], got dtype {x.dtype} "
-                             "(for uint8 pixels pass x / 255).")
+    if x.dtype == bool or not np.issubdtype(x.dtype, np.floating):
+        hint = " (for uint8 pixels pass x / 255)" if np.issubdtype(x.dtype, np.integer) else ""
+        raise ValueError(f"images must be float32 in [0, 1], got dtype {x.dtype}{hint}.")
+    x = x.astype(np.float32, copy=False)
     if x.ndim == 3 and x.shape == IMAGE_SHAPE:
         raise ValueError(f"got one image of shape {x.shape}; pass a batch [N, 28, 28, 1] (x[None]).")
     if x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
@@ -77,116 +89,203 @@ def check_images(x):
         raise ValueError(f"images contain NaN or Inf (in {int(np.sum(~np.all(np.isfinite(x), axis=(1, 2, 3))))}"
                          " of them).")
     if x.min() < 0 or x.max() > 1:
-        raise ValueError(f"pixel values must lie in [0, 1], got [{x.min():.3g}, {x.max():.3g}].")
+        # Enough digits that 1.0000001 is not printed as 1.
+        raise ValueError(f"pixel values must lie in [0, 1], got [{x.min():.9g}, {x.max():.9g}].")
     return x
+
+
+def check_dtype(x):
+    """Refuses non-float tensors by dtype (known at trace time) before any cast hides them."""
+    dtype = tf.as_dtype(x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
+    if dtype not in _FLOATS:
+        hint = " (for uint8 pixels pass x / 255)" if dtype.is_integer else ""
+        raise ValueError(f"images must be float32 in [0, 1], got dtype {dtype.name}{hint}.")
 
 
 @keras.saving.register_keras_serializable(package="tfdefense")
 class DefendedClassifier(keras.Model):
-    """A classifier protected by a generative purifier and a detector.
+    """A classifier behind an optional purifier and any number of detectors.
 
-    With an encoder in the purifier and ``bypass=True`` (AE-GAN+rs) every image is scored by
-    its reconstruction error against G(F(x)); images at or under ``threshold``
-    take the cheap path G(F(x)), the rest go through the latent search. Without
-    an encoder (Defense-GAN) every image is searched and the score is the
-    search's final error. ``is_adversarial`` is score > threshold.
+    The pipeline, for a batch x:
+
+    1. detectors that do not need the purifier score x; if one of them
+       bypasses, unflagged images take the purifier's surrogate (the cheap
+       path) and only flagged ones are purified;
+    2. otherwise every image is purified (or passed as is without a purifier);
+    3. detectors that read the purifier's output score it;
+    4. the classifier labels the purified images.
+
+    ``is_adversarial`` is any detector's flag; ``rejected`` any rejecting
+    detector's flag; ``score`` is the detector's score with one detector, the
+    largest score/threshold ratio with several, zeros with none.
 
     Args:
         classifier: keras model, images -> logits.
-        purifier: a `tfdefense.purification.Purifier`.
-        threshold: detector threshold; None searches everything and flags nothing.
-        metric: "l1" or "mse" detector score.
-        bypass: send unflagged images through G(F(x)) instead of the search.
+        purifier: a `tfdefense.contract.PurifierLayer`, or None.
+        detectors: `tfdefense.contract.DetectorLayer`s (names must differ).
         max_batch: largest accepted batch.
     """
 
-    def __init__(self, classifier, purifier, threshold=None, metric="l1", bypass=True,
-                 max_batch=MAX_BATCH, **kwargs):
+    def __init__(self, classifier, purifier=None, detectors=(), max_batch=MAX_BATCH, **kwargs):
         super().__init__(**kwargs)
         self.classifier = classifier
         self.purifier = purifier
-        self.threshold = None if threshold is None else float(threshold)
-        self.metric = metric
-        self.bypass = bool(bypass and purifier.encoder is not None and threshold is not None)
+        self.detectors = list(detectors)
+        names = [d.name for d in self.detectors]
+        if len(set(names)) != len(names):
+            raise ValueError(f"detector names must differ, got {names}.")
+        late = [d.name for d in self.detectors if d.needs_purification]
+        if late and purifier is None:
+            raise ValueError(f"detectors {late} read the purifier's output, but there is no purifier.")
+        if late and any(d.bypass for d in self.detectors):
+            raise ValueError(f"detectors {late} read the purifier's output, so no detector may bypass it.")
+        if purifier is None and any(d.bypass for d in self.detectors):
+            raise ValueError("a detector bypasses the purifier, but there is no purifier.")
+        for d in self.detectors:
+            d.bind(purifier)
         self.max_batch = int(max_batch)
-        self._defend_fn = tf.function(self._defend, reduce_retracing=True)
+        self._defend_fn = tf.function(self.pipeline, reduce_retracing=True)
         self.built = True  # every part arrives built; nothing is created on first call
 
+    # -- settings -----------------------------------------------------------------------------
     @property
-    def decoder(self):
-        return self.purifier.decoder
+    def thresholds(self):
+        """{detector name: threshold or None}."""
+        return {d.name: d.threshold for d in self.detectors}
 
     @property
-    def encoder(self):
-        """The purifier's encoder (None for random-start search); owned by the purifier."""
-        return self.purifier.encoder
+    def threshold(self):
+        """The threshold of a single-detector defense (None without detectors)."""
+        if len(self.detectors) > 1:
+            raise AttributeError(f"{self.name} has {len(self.detectors)} detectors; use .thresholds.")
+        return self.detectors[0].threshold if self.detectors else None
 
-    def reconstruct(self, x):
-        """The cheap path G(F(x))."""
-        return tf.cast(self.decoder(self.encoder(x, training=False), training=False), tf.float32)
+    def set_thresholds(self, thresholds):
+        """Sets detector thresholds from ``{name: value or None}``; unknown names raise ValueError."""
+        by_name = {d.name: d for d in self.detectors}
+        unknown = set(thresholds) - set(by_name)
+        if unknown:
+            raise ValueError(f"no detector named {sorted(unknown)} in {self.name}; it has {sorted(by_name)}.")
+        for name, value in thresholds.items():
+            by_name[name].threshold = None if value is None else float(value)
+        self._defend_fn = tf.function(self.pipeline, reduce_retracing=True)  # thresholds are traced constants
 
-    def _flag(self, score):
-        if self.threshold is None:
-            return tf.zeros_like(score, tf.bool)
-        return score > self.threshold
-
-    def detect(self, x, seed=0):
-        """Detector score and flag for a batch, purifying only where the score needs the search.
-
-        The score is the L1/MSE error against G(F(x)) with an encoder, else
-        the final search error (INC). Runs in graph (used by the export).
-        """
-        x = validate_images(x, self.max_batch)
-        if self.encoder is not None:
-            score = detection_scores(x, self.reconstruct(x), self.metric)
-        else:
-            score = self.purifier(x, seed=seed)["errors"]
-        return {"score": score, "is_adversarial": self._flag(score)}
-
-    def _search_subset(self, x, index, seed):
+    # -- the pipeline -------------------------------------------------------------------------
+    def _purify_subset(self, x, index, seed):
         sub = tf.gather(x, index)
-        # Skip the search when nothing is flagged: empty batches upset oneDNN kernels.
-        return tf.cond(tf.size(index) > 0,
-                       lambda: self.purifier(sub, seed=seed)["images"],
+        # Skip the purifier when nothing is flagged: empty batches upset oneDNN kernels.
+        return tf.cond(tf.size(index) > 0, lambda: self.purifier(sub, seed=seed)["images"],
                        lambda: tf.zeros_like(sub))
 
-    def _defend(self, x, seed):
-        x = validate_images(x, self.max_batch)
-        if self.bypass:
-            cheap = self.reconstruct(x)
-            score = detection_scores(x, cheap, self.metric)
-            flagged = self._flag(score)
-            index = tf.where(flagged)[:, 0]
-            purified = tf.tensor_scatter_nd_update(cheap, index[:, None], self._search_subset(x, index, seed))
+    def _purify(self, x, seed, scores):
+        """(purified images, purifier output or None), routing by the bypassing detectors' flags."""
+        if self.purifier is None:
+            return x, None
+        bypassing = [d for d in self.detectors if d.bypass and d.threshold is not None]
+        if not bypassing:
+            purification = self.purifier(x, seed=seed)
+            return tf.cast(purification["images"], tf.float32), purification
+        flagged = tf.reduce_any(tf.stack([d.flag(scores[d.name]) for d in bypassing]), axis=0)
+        index = tf.where(flagged)[:, 0]
+        cheap = self.purifier.surrogate(x)
+        return tf.tensor_scatter_nd_update(cheap, index[:, None], self._purify_subset(x, index, seed)), None
+
+    def _early_scores(self, x):
+        return {d.name: tf.cast(d.score(x), tf.float32) for d in self.detectors if not d.needs_purification}
+
+    def _late_scores(self, x, purification):
+        return {d.name: tf.cast(d.score(x, purification), tf.float32) for d in self.detectors
+                if d.needs_purification}
+
+    def _decisions(self, x, scores):
+        batch = tf.shape(x)[0]
+        none = tf.zeros([batch], tf.bool)
+        flags = [d.flag(scores[d.name]) for d in self.detectors]
+        flagged = tf.reduce_any(tf.stack(flags), axis=0) if flags else none
+        rejecting = [f for d, f in zip(self.detectors, flags) if d.rejects]
+        rejected = tf.reduce_any(tf.stack(rejecting), axis=0) if rejecting else none
+        if not self.detectors:
+            score = tf.zeros([batch], tf.float32)
+        elif len(self.detectors) == 1:
+            score = scores[self.detectors[0].name]
         else:
-            result = self.purifier(x, seed=seed)
-            purified = result["images"]
-            score = result["errors"] if self.encoder is None else detection_scores(
-                x, self.reconstruct(x), self.metric)
-            flagged = self._flag(score)
+            score = tf.reduce_max(tf.stack([scores[d.name] / d.threshold if d.threshold else scores[d.name]
+                                            for d in self.detectors]), axis=0)
+        return {"score": score, "is_adversarial": flagged, "rejected": rejected}
+
+    def pipeline(self, x, seed=0):
+        """The whole defense as TensorFlow ops (traced by export and by white-box attacks).
+
+        Args:
+            x: float32 tensor [N, 28, 28, 1] in [0, 1] (checked in graph).
+            seed: int seed of the purifier's randomness.
+
+        Returns:
+            dict of tensors: ``logits``, ``label``, ``purified``, ``score``,
+            ``is_adversarial``, ``rejected``.
+        """
+        x = validate_images(x, self.max_batch)
+        seed = tf.convert_to_tensor(seed, tf.int32)
+        scores = self._early_scores(x)
+        purified, purification = self._purify(x, seed, scores)
+        scores.update(self._late_scores(x, purification))
         logits = tf.cast(self.classifier(purified, training=False), tf.float32)
         return {"logits": logits, "label": tf.argmax(logits, axis=-1, output_type=tf.int32),
-                "purified": purified, "score": score, "is_adversarial": flagged}
+                "purified": purified, **self._decisions(x, scores)}
 
+    def _all_scores(self, x, seed):
+        scores = self._early_scores(x)
+        if any(d.needs_purification for d in self.detectors):
+            scores.update(self._late_scores(x, self.purifier(x, seed=tf.convert_to_tensor(seed, tf.int32))))
+        return scores
+
+    def detect(self, x, seed=0):
+        """Detector score and decisions only, in graph (purifying only for detectors that read the purifier)."""
+        x = validate_images(x, self.max_batch)
+        return self._decisions(x, self._all_scores(x, seed))
+
+    def detector_scores(self, x, seed=0):
+        """{detector name: score tensor} for one batch of images, each detector on its own."""
+        return self._all_scores(validate_images(tf.constant(check_images(x)), self.max_batch), seed)
+
+    def detector_excess(self, x):
+        """Sum over differentiable detectors with a threshold of how far x is above it
+        (`DetectorLayer.excess`): the penalty of detector-aware attacks; None if there are none."""
+        active = self.attackable_detectors()
+        if not active:
+            return None
+        return tf.add_n([d.excess(x) for d in active])
+
+    def attackable_detectors(self):
+        """Detectors whose score a detector-aware attack can differentiate."""
+        return [d for d in self.detectors if d.differentiable and d.threshold is not None]
+
+    # -- keras and numpy entry points ---------------------------------------------------------
     def call(self, x, training=False, seed=0):
+        check_dtype(x)
         return self._defend_fn(tf.cast(x, tf.float32), tf.constant(seed, tf.int32))["logits"]
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """`keras.Model.predict` after the same checks as `defend`."""
+        return super().predict(check_images(x), batch_size=batch_size, verbose=verbose, steps=steps,
+                               callbacks=callbacks)
 
     def defend(self, x, seed=0, batch_size=256):
         """Runs the whole pipeline on numpy images; returns a dict of numpy arrays.
 
         Args:
             x: float32 images [N, 28, 28, 1] in [0, 1].
-            seed: seed of the random restarts (if any).
+            seed: seed of the purifier's randomness (if any).
             batch_size: images per graph call.
 
         Returns:
             dict: ``logits`` [N, 10], ``label`` [N], ``purified`` [N, 28, 28, 1],
-            ``score`` [N], ``is_adversarial`` [N] bool.
+            ``score`` [N], ``is_adversarial`` [N] bool, ``rejected`` [N] bool.
         """
         x = check_images(x)
         parts = [self._defend_fn(tf.constant(x[i:i + batch_size]), tf.constant(seed, tf.int32))
                  for i in range(0, len(x), batch_size)]
-        return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+        return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in OUTPUTS}
 
     def predict_logits(self, x):
         """Logits for a batch (used by `tfdefense.evaluation`)."""
@@ -195,12 +294,12 @@ class DefendedClassifier(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(serialize_parts(self, PARTS))
-        config.update({
-            "threshold": self.threshold, "metric": self.metric, "bypass": self.bypass,
-            "max_batch": self.max_batch,
-        })
+        config["detectors"] = [keras.saving.serialize_keras_object(d) for d in self.detectors]
+        config["max_batch"] = self.max_batch
         return config
 
     @classmethod
     def from_config(cls, config):
-        return cls(**deserialize_parts(config, PARTS))
+        config = deserialize_parts(config, PARTS)
+        config["detectors"] = [keras.saving.deserialize_keras_object(d) for d in config.get("detectors", [])]
+        return cls(**config)

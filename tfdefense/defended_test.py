@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from tfdefense import testing
-from tfdefense.aegan import builders
+from tfdefense import networks
 from tfdefense.aegan.defended import build_defended
 from tfdefense.classifiers import builders as cbuilders
 from tfdefense.defended import DefendedClassifier
@@ -14,7 +14,7 @@ from tfdefense.purification import Purifier
 def parts():
     keras_seed = 0
     tf.keras.utils.set_random_seed(keras_seed)
-    return builders.encoder(4, 2), builders.decoder(4, 2), cbuilders.classifier_c(units=4)
+    return networks.encoder(4, 2), networks.decoder(4, 2), cbuilders.classifier_c(units=4)
 
 
 def test_purifier_outputs_and_lower_error_with_steps(parts):
@@ -44,7 +44,7 @@ def test_bypass_routes_by_threshold(parts):
     np.testing.assert_allclose(never["purified"], cheap, atol=1e-6)
     assert not never["is_adversarial"].any() and always["is_adversarial"].all()
     assert not np.allclose(always["purified"], cheap)
-    assert set(never) == {"logits", "label", "purified", "score", "is_adversarial"}
+    assert set(never) == {"logits", "label", "purified", "score", "is_adversarial", "rejected"}
     np.testing.assert_array_equal(never["label"], never["logits"].argmax(-1))
 
 

@@ -4,9 +4,10 @@ Threat models (DESIGN.md vocabulary):
 
 * ``gray``: attacks are crafted on the bare classifier, then fed to the
   defended model (the attacker does not know the defense).
-* ``white``: adaptive attacks through the defense (BPDA + EOT for a latent
-  search, see `tfdefense.threats`); with a detector, also a detector-aware
-  PGD (``pgd_detector``) that keeps the score under the threshold.
+* ``white``: adaptive attacks through the defense (the exact gradient of a
+  differentiable defense, BPDA + EOT for a latent search, see
+  `tfdefense.threats`); with differentiable detectors, also a detector-aware
+  PGD (``pgd_detector``) that keeps every score under its threshold.
 * ``black``: a substitute trained on the 150 ``holdout`` images labelled by
   the defended model (Jacobian augmentation), attacked, transferred.
 
@@ -32,9 +33,11 @@ import time
 
 import numpy as np
 
+import keras
+
 from tfdefense import attacks as attacks_lib
 from tfdefense import blackbox, progress, threats as threats_lib
-from tfdefense.purification import detection_scores
+from tfdefense.purification import roc_curve
 
 THREATS = ("gray", "white", "black")
 # "n" caps the images an expensive attack runs on; the report states it.
@@ -85,6 +88,8 @@ class AttackResult:
     mean_linf: float
     mean_l2: float
     wall_time_s: float
+    # Adversarial examples that no detector flagged and that the final label gets wrong.
+    fooled_undetected: float = None
 
 
 @dataclasses.dataclass
@@ -119,15 +124,16 @@ class Report:
                  f"`{json.dumps(self.settings)}`.", "",
                  f"Clean: undefended {c['accuracy_undefended']:.3f}, defended {c['accuracy_defended']:.3f}, "
                  f"flagged {c['rejection_rate']:.3f}.", "",
-                 "| threat | attack | params | no defense | defended | rejected | defended or rejected "
-                 "| mean Linf | mean L2 | time (s) |",
-                 "|---|---|---|---|---|---|---|---|---|---|"]
+                 "| threat | attack | params | no defense | defended | flagged | defended or flagged "
+                 "| fooled and unflagged | mean Linf | mean L2 | time (s) |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in self.results:
             r = r if isinstance(r, dict) else dataclasses.asdict(r)
             params = {k: v for k, v in r["params"].items()}
             lines.append(f"| {r['threat']} | {r['attack']} (n={r['n']}) | `{json.dumps(params)}` "
                          f"| {r['accuracy_undefended']:.3f} | {r['accuracy_defended']:.3f} | {r['rejection_rate']:.3f} "
-                         f"| {r['accuracy_or_rejected']:.3f} | {r['mean_linf']:.3f} | {r['mean_l2']:.3f} "
+                         f"| {r['accuracy_or_rejected']:.3f} | {_fmt(r.get('fooled_undetected'))} "
+                         f"| {r['mean_linf']:.3f} | {r['mean_l2']:.3f} "
                          f"| {r['wall_time_s']:.0f} |")
         if self.substitute:
             lines += ["", f"Black-box substitute: `{json.dumps(self.substitute)}`."]
@@ -160,6 +166,10 @@ class Report:
         return output_dir
 
 
+def _fmt(value):
+    return "-" if value is None else f"{value:.3f}"
+
+
 def defended_outputs(model, x):
     """Final labels and detector flags of a defended (or plain) model."""
     if hasattr(model, "defend"):
@@ -184,8 +194,8 @@ def run_attack(attack, logits_fn, x, y, params, seed, model=None):
     if attack in SEEDED:
         kwargs["seed"] = seed
     if attack == "pgd_detector":
-        score_fn = lambda xb: detection_scores(xb, model.reconstruct(xb), model.metric)  # noqa: E731
-        return attacks_lib.pgd_detector_aware(logits_fn, score_fn, model.threshold, x, y, **kwargs)
+        # The penalty is the summed excess of every differentiable detector over its threshold.
+        return attacks_lib.pgd_detector_aware(logits_fn, model.detector_excess, 0.0, x, y, **kwargs)
     return attacks_lib.ATTACKS[attack](logits_fn, x, y, **kwargs)
 
 
@@ -200,14 +210,12 @@ def measure(model, classifier, attack, threat, params, x, x_adv, y, seconds):
         accuracy_defended=float(np.mean(correct)), rejection_rate=float(np.mean(flagged)),
         accuracy_or_rejected=float(np.mean(correct | flagged)),
         mean_linf=float(np.abs(delta).max(1).mean()), mean_l2=float(np.linalg.norm(delta, axis=1).mean()),
-        wall_time_s=round(seconds, 1))
+        wall_time_s=round(seconds, 1), fooled_undetected=float(np.mean(~correct & ~flagged)))
 
 
-def has_reconstruction_detector(model):
-    """Whether ``model`` flags inputs by their error against G(F(x)) (AE-GAN);
-    INC flags by its final search error instead, which has no cheap gradient
-    or score to plot."""
-    return getattr(model, "threshold", None) is not None and getattr(model, "encoder", None) is not None
+def has_attackable_detector(model):
+    """Whether a detector-aware attack applies: some detector is differentiable and has a threshold."""
+    return bool(hasattr(model, "attackable_detectors") and model.attackable_detectors())
 
 
 def attack_fn(model, threat, attack, substitute=None, white_box=None):
@@ -251,8 +259,6 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
     Returns:
         A `Report`.
     """
-    import keras
-
     for threat in threats:
         if threat not in THREATS:
             raise ValueError(f"Unknown threat model {threat!r}; choose from {THREATS}.")
@@ -270,7 +276,9 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
                     seed=seed, clean=clean, results=[],
                     settings={"eps": eps, "threats": list(threats), "attacks": list(attacks),
                               **({"white_box": dict(white_box)} if white_box else {})})
-    has_detector = has_reconstruction_detector(model)
+    if "white" in threats:
+        report.settings["white_box_gradient"] = threats_lib.gradient_kind(model, (white_box or {}).get("bpda"))
+    has_detector = has_attackable_detector(model)
     for threat in threats:
         substitute = None
         if threat == "black":
@@ -306,22 +314,21 @@ def eps_sweep(model, x, y, eps_values, *, attack="fgsm", threat="gray", seed=0):
             "defended": defended, "undefended": undefended, "worst_defended": min(defended)}
 
 
-def detector_auc(model, x, y, eps_values=(0.05, 0.1, 0.2, 0.3), metric=None):
-    """Detector scores of clean vs gray-box FGSM images, and the ROC AUC per eps.
+def detector_auc(model, x, y, detector, eps_values=(0.05, 0.1, 0.2, 0.3), seed=0):
+    """One detector's scores on clean vs gray-box FGSM images, and the ROC AUC per eps.
 
-    ``metric`` ("l1" or "mse") defaults to the model's own detector metric.
+    Args:
+        model: a `DefendedClassifier`.
+        detector: the name of one of its detectors.
+
+    Returns:
+        ``(clean scores, {eps: adversarial scores}, {str(eps): AUC})``.
     """
-    from tfdefense.purification import roc_curve
-
-    metric = metric or model.metric
-
     def scores(images):
-        return np.asarray(detection_scores(images, model.reconstruct(images), metric))
+        parts = [model.detector_scores(images[i:i + 256], seed)[detector] for i in range(0, len(images), 256)]
+        return np.concatenate([np.asarray(p) for p in parts])
 
     clean = scores(x)
-    adv = {}
-    for eps in eps_values:
-        adv[eps] = scores(attacks_lib.fgsm(threats_lib.gray_box_fn(model), x, y, eps=eps))
+    adv = {eps: scores(attacks_lib.fgsm(threats_lib.gray_box_fn(model), x, y, eps=eps)) for eps in eps_values}
     aucs = {str(eps): round(roc_curve(clean, s)[3], 4) for eps, s in adv.items()}
     return clean, adv, aucs
-

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tfdefense import evaluation, sanity, testing
-from tfdefense.aegan import builders
+from tfdefense import networks
 from tfdefense.aegan.defended import build_defended
 from tfdefense.classifiers import builders as cbuilders
 
@@ -18,7 +18,7 @@ FAST = {"pgd": {"nb_iter": 3}, "cw": {"binary_search_steps": 1, "max_iterations"
 def tiny():
     keras.utils.set_random_seed(0)
     clf = cbuilders.classifier_c(units=8)
-    model = build_defended(builders.encoder(4, 2), builders.decoder(4, 2), clf, steps=2, threshold=0.3)
+    model = build_defended(networks.encoder(4, 2), networks.decoder(4, 2), clf, steps=2, threshold=0.3)
     x = testing.tiny_images(6, seed=3)
     y = np.arange(6) % 10
     return model, x, y
@@ -77,7 +77,7 @@ def test_eps_sweep_and_detector(tiny):
     model, x, y = tiny
     sweep = evaluation.eps_sweep(model, x, y, [0.0, 0.2])
     assert len(sweep["defended"]) == 2 and sweep["worst_defended"] == min(sweep["defended"])
-    clean, adv, aucs = evaluation.detector_auc(model, x, y, eps_values=(0.1, 0.3))
+    clean, adv, aucs = evaluation.detector_auc(model, x, y, "l1", eps_values=(0.1, 0.3))
     assert set(aucs) == {"0.1", "0.3"} and all(0 <= v <= 1 for v in aucs.values())
 
 

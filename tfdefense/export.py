@@ -7,10 +7,14 @@ models loads in Python but not in the TF1 session loader TF Serving uses).
 Endpoints (all take a dynamic batch of at most ``MAX_BATCH`` images):
 
 * ``serving_default``: float32 ``images`` [N, 28, 28, 1] in [0, 1] ->
-  ``logits``, ``label``, ``purified``, ``score``, ``is_adversarial``;
+  ``logits``, ``label``, ``purified``, ``score``, ``is_adversarial``, ``rejected``;
 * ``serving_uint8``: uint8 ``images`` [N, 28, 28, 1] (scaled by 1/255) -> same;
-* ``purify``: float32 images -> ``purified``, ``score``, ``is_adversarial``;
-* ``detect``: float32 images -> ``score``, ``is_adversarial``.
+* ``purify``: float32 images -> ``purified``, ``score``, ``is_adversarial``, ``rejected``;
+* ``detect``: float32 images -> ``score``, ``is_adversarial``, ``rejected``.
+
+Any registered entry exports, a bare classifier included (it is a
+`DefendedClassifier` with no purifier and no detector); a plain keras
+classifier passed in is wrapped the same way.
 
 The graph itself rejects bad input (wrong rank or channels, NaN/Inf, values
 outside [0, 1], an empty or too large batch) with an InvalidArgumentError
@@ -28,7 +32,7 @@ import os
 import keras
 import tensorflow as tf
 
-from tfdefense.defended import IMAGE_SHAPE
+from tfdefense.defended import IMAGE_SHAPE, DefendedClassifier
 
 
 def _signature(dtype):
@@ -47,7 +51,7 @@ def export(model, base_dir, name, version=None):
     """Writes ``model`` (a `DefendedClassifier`) to ``base_dir/name/version``.
 
     Args:
-        model: the defended model to serve.
+        model: a `DefendedClassifier` (or a keras classifier, served bare).
         base_dir: TF Serving's model base path.
         name: the model name in TF Serving.
         version: integer version (default: the next free one).
@@ -60,8 +64,11 @@ def export(model, base_dir, name, version=None):
     if os.path.exists(path):
         raise FileExistsError(f"{path} exists; TF Serving versions are immutable, choose another version.")
 
+    if not isinstance(model, DefendedClassifier):
+        model = DefendedClassifier(model, name=name)
+
     def serve(images):
-        return model._defend(images, tf.constant(0, tf.int32))
+        return model.pipeline(images, 0)
 
     def serve_uint8(images):
         images = tf.ensure_shape(images, [None, *IMAGE_SHAPE])
@@ -69,7 +76,7 @@ def export(model, base_dir, name, version=None):
 
     def purify(images):
         out = serve(images)
-        return {k: out[k] for k in ("purified", "score", "is_adversarial")}
+        return {k: out[k] for k in ("purified", "score", "is_adversarial", "rejected")}
 
     def detect(images):
         return model.detect(images)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tfdefense import export
-from tfdefense.aegan import builders
+from tfdefense import networks
 from tfdefense.aegan.defended import build_defended
 from tfdefense.classifiers import builders as cbuilders
 
@@ -26,7 +26,7 @@ np.savez(sys.argv[4], **{k: v.numpy() for k, v in out.items()})
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     keras.utils.set_random_seed(0)
-    model = build_defended(builders.encoder(4, 2), builders.decoder(4, 2), cbuilders.classifier_c(units=4),
+    model = build_defended(networks.encoder(4, 2), networks.decoder(4, 2), cbuilders.classifier_c(units=4),
                            steps=3, threshold=0.25)
     base = str(tmp_path_factory.mktemp("serving"))
     path = export.export(model, base, "tiny")
@@ -54,7 +54,7 @@ def test_fresh_process_matches_in_process(exported):
     ref = model.defend(x)
     proc, out = _run_loaded(path, base, os.path.join(base, "x.npy"), "serving_default")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert set(out.files) == {"logits", "label", "purified", "score", "is_adversarial"}
+    assert set(out.files) == {"logits", "label", "purified", "score", "is_adversarial", "rejected"}
     np.testing.assert_allclose(out["logits"], ref["logits"], atol=1e-5)
     np.testing.assert_array_equal(out["is_adversarial"], ref["is_adversarial"])
 
@@ -85,7 +85,8 @@ def test_session_loader_runs_and_rejects_bad_input(exported, tmp_path):
 
 def test_detect_and_purify_endpoints(exported):
     _, path, base, x = exported
-    for sig, keys in (("detect", {"score", "is_adversarial"}), ("purify", {"purified", "score", "is_adversarial"})):
+    for sig, keys in (("detect", {"score", "is_adversarial", "rejected"}),
+                      ("purify", {"purified", "score", "is_adversarial", "rejected"})):
         proc, out = _run_loaded(path, base, os.path.join(base, "x.npy"), sig)
         assert proc.returncode == 0 and set(out.files) == keys
 

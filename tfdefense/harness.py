@@ -11,8 +11,7 @@ import os
 
 import numpy as np
 
-import tfdefense
-from tfdefense import datasets, evaluation, plots, registry, sanity, training
+from tfdefense import cards, datasets, evaluation, plots, registry, sanity
 
 
 def sample(dataset, n, seed, split="eval"):
@@ -45,7 +44,7 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     """
     entry = registry.get_entry(name)
     dataset = entry["metadata"]["dataset"]
-    model = tfdefense.load(name, **overrides)
+    model = registry.load(name, **overrides)
     x, y = sample(dataset, n, seed, split)
     holdout = datasets.load(dataset, "holdout")[0] if "black" in threats else None
     report = evaluation.evaluate(model, x, y, attacks=attacks, threats=threats, eps=eps, seed=seed, params=params,
@@ -75,19 +74,22 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
             figures["accuracy_vs_eps.png"] = plots.accuracy_vs_eps(
                 os.path.join(output_dir, "accuracy_vs_eps.png"), values, curves,
                 title=f"{name}: gray-box accuracy vs eps (n={min(sweep_n, len(x))})")
-    # INC's rejections (search error) are already each attack's "rejected" column.
-    if defended and evaluation.has_reconstruction_detector(model):
-        report.detector = {"metric": model.metric, "threshold": model.threshold, "n": int(min(sweep_n, len(x))),
-                           "auc_by_fgsm_eps": {}}
-        for metric in ("l1", "mse"):  # the paper's Figures 6 and 3
-            clean_scores, adv_scores, aucs = evaluation.detector_auc(model, x[:sweep_n], y[:sweep_n], metric=metric)
-            report.detector["auc_by_fgsm_eps"][metric] = aucs
-            if metric == model.metric:
-                report.detector["false_positive_rate_clean"] = float(np.mean(clean_scores > model.threshold))
+    # Curves for every detector whose score can be computed without purifying
+    # (a detector that reads the search's error is each attack's "flagged" column).
+    curve_detectors = [d for d in getattr(model, "detectors", []) if d.threshold is not None
+                       and not d.needs_purification]
+    if curve_detectors:
+        m = int(min(sweep_n, len(x)))
+        report.detector = {"n": m, "thresholds": model.thresholds, "auc_by_fgsm_eps": {},
+                           "false_positive_rate_clean": {}}
+        for d in curve_detectors:  # the paper's Figures 3 and 6 for AE-GAN+rs (its L1 detector)
+            clean_scores, adv_scores, aucs = evaluation.detector_auc(model, x[:m], y[:m], d.name)
+            report.detector["auc_by_fgsm_eps"][d.name] = aucs
+            report.detector["false_positive_rate_clean"][d.name] = float(np.mean(clean_scores > d.threshold))
             if output_dir:
-                figures[f"detector_{metric}.png"] = plots.detector_figure(
-                    os.path.join(output_dir, f"detector_{metric}.png"), clean_scores, adv_scores,
-                    model.threshold if metric == model.metric else None, metric)
+                figures[f"detector_{d.name}.png"] = plots.detector_figure(
+                    os.path.join(output_dir, f"detector_{d.name}.png"), clean_scores, adv_scores, d.threshold,
+                    d.name)
     if run_sanity:
         report.sanity = sanity.run(model, x, y, eps=eps, seed=seed)
     report.figures = sorted(figures)
@@ -99,20 +101,5 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
 
 
 def write_to_card(name, report):
-    """Stores measured robustness in the card (the paper's numbers stay in "reported")."""
-    folder = registry.weights_dir(name)
-    card = registry.read_card(folder, verify=True)
-    robustness = card.setdefault("measured", {}).setdefault("robustness", {})
-    for r in report.results:
-        robustness.setdefault(f"{r.threat}_box", {})[r.attack] = {
-            "accuracy_defended": round(r.accuracy_defended, 4), "accuracy_undefended": round(r.accuracy_undefended, 4),
-            "rejection_rate": round(r.rejection_rate, 4), "n": r.n, "params": r.params, "seed": report.seed,
-            "split": report.split}
-    card["measured"]["clean_accuracy_defended"] = {"value": round(report.clean["accuracy_defended"], 4),
-                                                   "n": report.n, "split": report.split, "seed": report.seed}
-    if report.detector:
-        card["measured"]["detector"] = report.detector
-    if report.substitute:
-        card["measured"]["black_box_substitute"] = report.substitute
-    training.write_card(folder, card)
-    return card
+    """Stores a report's measured robustness in the card of ``name``."""
+    return cards.write_report(registry.weights_dir(name), report)

@@ -48,8 +48,6 @@ def accuracy_vs_eps(path, eps_values, curves, title=None):
 
 def detector_figure(path, clean_scores, adv_scores_by_eps, threshold=None, metric="l1"):
     """ROC curves (left) and FNR/FPR against the threshold (right), as the paper's Figure 3."""
-    from tfdefense.purification import roc_curve
-
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8))
     grid = np.linspace(0, max(np.max(clean_scores), *(np.max(s) for s in adv_scores_by_eps.values())), 200)
     ax2.plot(grid, [np.mean(clean_scores > t) for t in grid], "k--", label="FPR (clean)")
@@ -63,7 +61,7 @@ def detector_figure(path, clean_scores, adv_scores_by_eps, threshold=None, metri
     ax1.legend(fontsize=7)
     if threshold is not None:
         ax2.axvline(threshold, color="red", lw=0.8, label="threshold")
-    ax2.set_xlabel(f"threshold ({metric} reconstruction error)")
+    ax2.set_xlabel(f"threshold ({metric} detector score)")
     ax2.set_ylabel("rate")
     ax2.legend(fontsize=7)
     return _save(fig, path)

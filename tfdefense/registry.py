@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
-CARD = "model_card.json"
-MODELS_ENV = "TFDEFENSE_MODELS_DIR"
+from tfdefense.cards import CARD, MODELS_ENV, WeightsError, read_card
+from tfdefense.defended import inference_settings
+
+# Settings every defense with detectors takes, whatever its family: the
+# detector thresholds (None switches a detector off).
+DETECTOR_SETTINGS = ("threshold", "thresholds")
 
 
 class UnknownModelError(KeyError):
@@ -31,27 +33,35 @@ class UnknownModelError(KeyError):
         return str(self.args[0])
 
 
-class WeightsError(RuntimeError):
-    """Pretrained files are missing or do not match their model card."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Family:
-    """How one kind of model is built, trained, saved and loaded.
+    """How one kind of model is built, trained, saved, loaded and calibrated.
 
     Attributes:
         name: family name used in entries.
-        build_for_training: ``(entry) -> compiled keras.Model``.
+        build_for_training: ``(entry, train_config) -> compiled keras.Model``.
         save: ``(model, entry, out_dir) -> list of weight file names written``.
         measure: ``(model, entry) -> dict`` of measured numbers for the card.
-        load: ``(entry, weights_dir, **overrides) -> ready model``.
+        load: ``(entry, weights_dir, **settings) -> DefendedClassifier``; it
+            receives every declared inference setting, merged and checked.
+        inference: the inference settings the family declares, with defaults
+            (``tfdefense.load(name, **settings)`` and the CLI's ``--set``
+            accept exactly these, plus the detector thresholds).
+        tune: optional calibration hook for settings other than thresholds,
+            ``(build, x, y, *, eps, seed, **options) -> (settings, table)``
+            where ``build(**settings)`` loads the model with detectors off.
+        calibration: defaults of `tfdefense.calibration.calibrate` for the
+            family (``fpr``: target false-positive rate, ``n``: validation images).
     """
 
     name: str
-    build_for_training: Callable[[dict], Any]
+    build_for_training: Callable[[dict, dict], Any]
     save: Callable[[Any, dict, str], list]
     measure: Callable[[Any, dict], dict]
     load: Callable[..., Any]
+    inference: dict = dataclasses.field(default_factory=dict)
+    tune: Optional[Callable[..., tuple]] = None
+    calibration: dict = dataclasses.field(default_factory=lambda: {"fpr": 0.05, "n": 500})
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -116,46 +126,45 @@ def load(name, **overrides):
 
     Args:
         name: a name from `list_models()`.
-        **overrides: family-specific inference settings (e.g. ``steps=`` for
-            latent-search defenses).
+        **overrides: inference settings the model's family declares (e.g.
+            ``steps=`` for latent search), ``threshold=`` (one detector; None
+            switches detection off) or ``thresholds={name: value}``.
 
     Returns:
-        The ready model (a ``keras.Model``).
+        A ready `tfdefense.defended.DefendedClassifier` (for a bare
+        classifier, one with no purifier and no detector; the keras model
+        itself is its ``.classifier``).
 
     Raises:
         UnknownModelError: ``name`` is not registered (lists the names).
         WeightsError: the files are missing or their sha256 does not match.
+        TypeError: a setting the family does not declare.
     """
     entry = get_entry(name)
     folder = weights_dir(name)
-    read_card(folder, verify=True)
-    return get_family(entry["family"]).load(entry, folder, **overrides)
+    card = read_card(folder, verify=True)
+    family = get_family(entry["family"])
+    detector_overrides = {k: overrides.pop(k) for k in DETECTOR_SETTINGS if k in overrides}
+    model = family.load(entry, folder, **inference_settings(family.inference, entry, card, overrides))
+    apply_thresholds(model, card.get("inference", {}).get("thresholds", {}), **detector_overrides)
+    return model
 
 
-def read_card(folder, verify=True):
-    """Reads ``model_card.json`` in ``folder``, checking each listed file's sha256."""
-    path = os.path.join(folder, CARD)
-    if not os.path.isfile(path):
-        name = os.path.basename(os.path.normpath(folder))
-        raise WeightsError(f"No pretrained weights at {folder} ({CARD} missing). Train them with "
-                           f"`tfdefense train {name} --publish` or set {MODELS_ENV}.")
-    with open(path) as f:
-        card = json.load(f)
-    if verify:
-        for fname, digest in card.get("files", {}).items():
-            fpath = os.path.join(folder, fname)
-            if not os.path.isfile(fpath):
-                raise WeightsError(f"{fpath} is listed in {path} but missing.")
-            found = sha256(fpath)
-            if found != digest:
-                raise WeightsError(f"{fpath} has sha256 {found}, but {CARD} expects {digest}: "
-                                   "the file is corrupt or was replaced; refusing to load it.")
-    return card
+def apply_thresholds(model, calibrated, **overrides):
+    """Sets a defense's detector thresholds: calibrated values, then ``threshold``/``thresholds``."""
+    names = list(model.thresholds)
+    if overrides and not names:
+        raise TypeError(f"{model.name} has no detectors, so it takes no {sorted(overrides)}.")
+    thresholds = {k: v for k, v in calibrated.items() if k in names}
+    if "threshold" in overrides:
+        value = overrides["threshold"]
+        if value is not None and len(names) > 1:
+            raise TypeError(f"{model.name} has detectors {names}; set each with thresholds={{name: value}}.")
+        thresholds.update({n: value for n in names})
+    thresholds.update(overrides.get("thresholds") or {})
+    model.set_thresholds(thresholds)
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def load_classifier(name):
+    """The bare keras classifier of a registered entry (for building other defenses on it)."""
+    return load(name).classifier

@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 import tfdefense
-from tfdefense import registry
+from tfdefense import cards, registry
 
 
 def test_list_models_has_the_zoo():
@@ -33,9 +33,9 @@ def _fake_models_dir(tmp_path, monkeypatch, name="classifier_c_mnist"):
     folder = tmp_path / name
     folder.mkdir()
     builders.classifier_c().save_weights(str(folder / "model.weights.h5"))
-    card = {"name": name, "files": {"model.weights.h5": registry.sha256(str(folder / "model.weights.h5"))}}
-    (folder / registry.CARD).write_text(json.dumps(card))
-    monkeypatch.setenv(registry.MODELS_ENV, str(tmp_path))
+    card = {"name": name, "files": {"model.weights.h5": cards.sha256(str(folder / "model.weights.h5"))}}
+    (folder / cards.CARD).write_text(json.dumps(card))
+    monkeypatch.setenv(cards.MODELS_ENV, str(tmp_path))
     return folder
 
 
@@ -64,7 +64,7 @@ def test_classifier_takes_no_overrides(tmp_path, monkeypatch):
 def test_shipped_cards_match_their_files():
     root = registry.models_dir()
     for name in os.listdir(root) if os.path.isdir(root) else []:
-        if os.path.isfile(os.path.join(root, name, registry.CARD)):
-            card = registry.read_card(os.path.join(root, name), verify=True)
+        if os.path.isfile(os.path.join(root, name, cards.CARD)):
+            card = cards.read_card(os.path.join(root, name), verify=True)
             assert card["name"] == name and card["files"]
             assert card["measured"], f"{name} card has no measured numbers"

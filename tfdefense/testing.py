@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from tfdefense import datasets, registry
+from tfdefense import cards, datasets, registry
 
 
 def write_idx(path, array, compress=True):
@@ -94,6 +94,6 @@ def load_pretrained_or_skip(name, **settings):
 
     import tfdefense
 
-    if not os.path.isfile(os.path.join(registry.weights_dir(name), registry.CARD)):
+    if not os.path.isfile(os.path.join(registry.weights_dir(name), cards.CARD)):
         pytest.skip(f"{name} has no pretrained weights in this checkout yet")
     return tfdefense.load(name, **settings)

@@ -1,17 +1,23 @@
 """Threat models as logits functions an attack can differentiate.
 
 * ``gray``: the bare classifier; the attacker does not know the defense.
-* ``white``: the attacker knows everything. For a defense whose purifier is
-  a latent search (not usefully differentiable), the forward pass is the real
-  defense and the backward pass is BPDA: identity (``bpda="identity"``) or the
-  gradient of the differentiable reconstruction G(F(x)) (``bpda="gfx"``, the
-  default where there is an encoder), averaged over ``eot`` samples of the
-  defense's randomness (EOT). A plain differentiable model gets its true
-  end-to-end gradient.
+* ``white``: the attacker knows everything, and the gradient follows what
+  the defense declares (`tfdefense.contract`):
+
+  - no purifier, or a differentiable one (MagNet, APE-GAN, adversarial
+    training): the exact end-to-end gradient of the real pipeline;
+  - a purifier that is not differentiable (latent search, Deep Image Prior):
+    BPDA, whose forward pass is the real defense and whose backward pass
+    differentiates the purifier's declared surrogate (G(F(x)) for AE-GAN+rs,
+    identity for Defense-GAN), or identity when asked (``bpda="identity"``);
+  - a random purifier: EOT, the logits averaged over ``eot`` seeds (default:
+    the purifier's ``eot_samples``).
 
 Example:
     >>> fn = white_box_fn(tfdefense.load("aegan_mnist"))                     # doctest: +SKIP
     >>> x_adv = attacks.pgd(fn, x, y, eps=0.3)                                # doctest: +SKIP
+    >>> gradient_kind(tfdefense.load("magnet_mnist"))                         # doctest: +SKIP
+    'exact'
 
 Reference:
     Athalye, Carlini, Wagner, Obfuscated gradients give a false sense of
@@ -20,7 +26,7 @@ Reference:
 
 import tensorflow as tf
 
-BPDA = ("gfx", "identity")
+BPDA = ("surrogate", "identity")
 
 
 def gray_box_fn(model):
@@ -29,35 +35,40 @@ def gray_box_fn(model):
     return lambda x: classifier(x, training=False)
 
 
-def bpda_purify(model, bpda="gfx", eot=1, seed=0):
-    """``x -> purified`` whose gradient is BPDA's approximation.
+def gradient_kind(model, bpda=None):
+    """What a white-box attack differentiates: "exact", or "bpda:<surrogate>" (e.g. "bpda:gfx")."""
+    purifier = getattr(model, "purifier", None)
+    if purifier is None or purifier.differentiable:
+        return "exact"
+    return "bpda:" + (purifier.bpda if bpda in (None, "surrogate", "gfx") else "identity")
+
+
+def purified_fn(model, seed=0, bpda=None):
+    """``x -> purified images`` of the real pipeline, with the gradient the threat model calls for.
 
     Args:
         model: a `DefendedClassifier`.
-        bpda: "gfx" (backward through G(F(x))) or "identity".
-        eot: samples of the defense's randomness (random restarts) to average.
-        seed: first seed of the EOT samples.
+        seed: seed of the purifier's randomness for this sample.
+        bpda: for a non-differentiable purifier, "surrogate" (default; "gfx"
+            is accepted as its old name) or "identity".
     """
-    if bpda not in BPDA:
+    if bpda is not None and bpda not in BPDA + ("gfx",):
         raise ValueError(f"bpda must be one of {BPDA}, got {bpda!r}.")
-    if bpda == "gfx" and model.encoder is None:
-        raise ValueError("bpda='gfx' needs an encoder; use bpda='identity' for random-start search.")
-    if eot < 1:
-        raise ValueError(f"eot must be >= 1, got {eot}.")
+    seed = tf.constant(seed, tf.int32)
+    if gradient_kind(model, bpda) == "exact":
+        return lambda x: model.pipeline(x, seed)["purified"]
+    backward = model.purifier.surrogate if gradient_kind(model, bpda) != "bpda:identity" else tf.identity
 
     @tf.custom_gradient
     def purify(x):
-        samples = [model._defend(x, tf.constant(seed + i, tf.int32))["purified"] for i in range(eot)]
-        purified = tf.add_n(samples) / float(eot) if eot > 1 else samples[0]
+        purified = model.pipeline(x, seed)["purified"]
 
         def grad(upstream, variables=None):
             # The attacker differentiates w.r.t. the input only, never the weights.
             no_weight_grads = [None] * len(variables or [])
-            if bpda == "identity":
-                return upstream, no_weight_grads
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                approx = model.reconstruct(x)
+                approx = backward(x)
             return tape.gradient(approx, x, output_gradients=upstream), no_weight_grads
 
         return purified, grad
@@ -68,18 +79,30 @@ def bpda_purify(model, bpda="gfx", eot=1, seed=0):
 def white_box_fn(model, bpda=None, eot=None, seed=0):
     """Logits function for the adaptive white-box attack on ``model``.
 
-    For a `DefendedClassifier`: classifier(BPDA-purify(x)); the default BPDA is
-    "gfx" with an encoder and "identity" without; the default EOT is the
-    number of random restarts (1 for encoder-started search, whose forward
-    pass is deterministic). Any other keras model: its own end-to-end gradient.
+    For a `DefendedClassifier`: the classifier's logits on the pipeline's
+    purified images, differentiated as `gradient_kind` says, averaged over
+    ``eot`` seeds (seed, seed + 1, ...) when the purifier is random. Any other
+    keras model: its own end-to-end gradient.
+
+    Raises:
+        ValueError: ``eot`` < 1 or an unknown ``bpda``.
     """
-    if not hasattr(model, "purifier"):
+    if not hasattr(model, "pipeline"):
         return lambda x: model(x, training=False)
-    bpda = bpda or ("gfx" if model.encoder is not None else "identity")
-    has_random_starts = model.purifier.restarts > (1 if model.encoder is not None else 0)
-    eot = eot or (4 if has_random_starts else 1)
-    purify = bpda_purify(model, bpda=bpda, eot=eot, seed=seed)
-    return lambda x: model.classifier(purify(tf.cast(x, tf.float32)), training=False)
+    purifier = model.purifier
+    eot = eot or (purifier.eot_samples if purifier is not None else 1)
+    if eot < 1:
+        raise ValueError(f"eot must be >= 1, got {eot}.")
+    if purifier is None or not purifier.random:
+        eot = 1
+    samples = [purified_fn(model, seed + i, bpda) for i in range(eot)]
+
+    def logits(x):
+        x = tf.cast(x, tf.float32)
+        outs = [model.classifier(purify(x), training=False) for purify in samples]
+        return tf.add_n(outs) / float(eot) if eot > 1 else outs[0]
+
+    return logits
 
 
 def input_gradient_norm(logits_fn, x, y):

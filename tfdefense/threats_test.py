@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tfdefense import attacks, testing, threats
-from tfdefense.aegan import builders
+from tfdefense import networks
 from tfdefense.aegan.defended import build_defended
 from tfdefense.classifiers import builders as cbuilders
 
@@ -33,7 +33,7 @@ def test_bpda_through_identity_purifier_equals_plain_attack(classifier, bpda):
 
 def test_white_box_gradient_is_nonzero_through_a_real_search(classifier):
     keras.utils.set_random_seed(0)
-    defense = build_defended(builders.encoder(4, 2), builders.decoder(4, 2), classifier, steps=3, threshold=-1.0)
+    defense = build_defended(networks.encoder(4, 2), networks.decoder(4, 2), classifier, steps=3, threshold=-1.0)
     x = testing.tiny_images(2)
     y = np.array([0, 1])
     assert threats.input_gradient_norm(threats.white_box_fn(defense), x, y) > 0
@@ -41,14 +41,16 @@ def test_white_box_gradient_is_nonzero_through_a_real_search(classifier):
 
 
 def test_eot_default_and_bad_settings(classifier):
-    dec = builders.decoder(4, 2)
+    dec = networks.decoder(4, 2)
     from tfdefense.defended import DefendedClassifier
     from tfdefense.purification import Purifier
 
     random_start = DefendedClassifier(classifier, Purifier(dec, None, steps=1, restarts=2))
+    assert random_start.purifier.random and random_start.purifier.eot_samples == 4
+    assert threats.gradient_kind(random_start) == "bpda:identity"  # its surrogate is the identity
     fn = threats.white_box_fn(random_start)  # identity BPDA with EOT
     assert fn(testing.tiny_images(2)).shape == (2, 10)
-    with pytest.raises(ValueError, match="needs an encoder"):
-        threats.bpda_purify(random_start, bpda="gfx")
+    with pytest.raises(ValueError, match="bpda"):
+        threats.white_box_fn(random_start, bpda="gfy")
     with pytest.raises(ValueError, match="eot"):
-        threats.bpda_purify(random_start, bpda="identity", eot=0)
+        threats.white_box_fn(random_start, eot=-1)

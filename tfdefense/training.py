@@ -19,7 +19,8 @@ import time
 import keras
 import numpy as np
 
-from tfdefense import datasets, registry
+from tfdefense import cards, datasets, registry
+from tfdefense.cards import read_json, write_json
 
 CHECKPOINT = "checkpoint.weights.h5"
 STATE = "state.json"
@@ -132,97 +133,11 @@ def _train(entry, config, family, workdir, state, publish_dir, verbose):
     shutil.rmtree(export, ignore_errors=True)
     os.makedirs(export)
     files = family.save(model, entry, export)
-    card = make_card(entry, config, state, family.measure(model, entry), export, files)
-    write_card(export, card)
+    card = cards.make_card(entry, config, state, family.measure(model, entry), export, files)
+    cards.write_card(export, card)
     if publish_dir:
         publish(export, os.path.join(publish_dir, entry["path"]))
     return card
-
-
-def make_card(entry, config, state, measured, folder, files):
-    import tensorflow as tf
-
-    from tfdefense import __version__
-
-    return {
-        "name": entry["name"],
-        "family": entry["family"],
-        "dataset": entry["metadata"]["dataset"],
-        "architecture": entry["config"],
-        "description": entry["metadata"].get("description", ""),
-        "training": {
-            **config,
-            "epochs_completed": state.get("epoch", 0),
-            "scheduled_epochs": entry.get("train", {}).get("epochs", config["epochs"]),
-            "wall_time_s": round(state.get("wall_time_s", 0.0), 1),
-            "command": f"tfdefense train {entry['name']}",
-            "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
-            "tensorflow": tf.__version__, "keras": keras.__version__, "tfdefense": __version__,
-            "final_logs": state.get("history", [{}])[-1] if state.get("history") else {},
-        },
-        "measured": measured,
-        "reported": entry["metadata"].get("reported", {}),
-        "reference": entry["metadata"].get("reference", ""),
-        "files": {f: registry.sha256(os.path.join(folder, f)) for f in files},
-    }
-
-
-REPORTED_KEYS = {"fgsm": "fgsm_0.3", "pgd": "pgd_0.3", "cw": "cw_l2"}
-
-
-def _robustness_table(card):
-    """Markdown rows: measured robustness with the paper's figure beside it."""
-    robustness = card["measured"].get("robustness", {})
-    if not robustness:
-        return []
-    lines = ["", "| threat | attack | n | defended | no defense | rejected | paper (defended) | settings |",
-             "|---|---|---|---|---|---|---|---|"]
-    for threat, results in robustness.items():
-        for attack, r in results.items():
-            paper = card.get("reported", {}).get(threat, {}).get(REPORTED_KEYS.get(attack, attack), "-")
-            settings = {k: v for k, v in r["params"].items() if k != "n"}
-            lines.append(f"| {threat.replace('_box', '')} | {attack} | {r['n']} | {r['accuracy_defended']:.3f} "
-                         f"| {r['accuracy_undefended']:.3f} | {r['rejection_rate']:.3f} | {paper} "
-                         f"| `{json.dumps(settings)}`, seed {r['seed']}, {r['split']} split |")
-    return lines
-
-
-def epochs_trained(training):
-    """(epochs completed, epochs in the registered schedule) from a card's
-    ``training`` section; cards written before the schedule was recorded
-    (the classifiers') only have ``epochs``."""
-    return training.get("epochs_completed", "?"), training.get("scheduled_epochs", training.get("epochs", "?"))
-
-
-def write_card(folder, card):
-    """Writes ``model_card.json`` and a short ``README.md`` rendered from it."""
-    write_json(os.path.join(folder, registry.CARD), card)
-    t = card["training"]
-    completed, scheduled = epochs_trained(t)
-    lines = [f"# {card['name']}", "", card.get("description", ""), "",
-             f"- family: `{card['family']}`, dataset: `{card['dataset']}`",
-             f"- architecture: `{json.dumps(card['architecture'])}`",
-             f"- training: {completed} epochs of the {scheduled}-epoch schedule, batch "
-             f"{t['batch_size']}, Adam lr {t['learning_rate']}, seed {t['seed']}, "
-             f"{t.get('dtype_policy', 'float32')}, {t['wall_time_s'] / 60:.1f} min of training on "
-             f"{t['machine']} (`{t['command']}`)", "", "## Measured by tfdefense", ""]
-    lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card["measured"].items() if k != "robustness"]
-    lines += _robustness_table(card)
-    if card.get("reported"):
-        lines += ["", "## Reported in the paper (targets, not measurements)", ""]
-        lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card["reported"].items()]
-        lines += ["", f"Reference: {card.get('reference', '')}"]
-    for section in ("inference", "calibration"):
-        if card.get(section):
-            lines += ["", "## Inference settings (chosen on validation data)" if section == "inference"
-                      else "## Calibration", ""]
-            lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card[section].items()]
-    if card.get("notes"):
-        lines += ["", "## Notes", "", card["notes"]]
-    lines += ["", "## Files (sha256, checked at load)", ""]
-    lines += [f"- `{f}`: `{h}`" for f, h in card["files"].items()]
-    with open(os.path.join(folder, "README.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
 
 
 def publish(src, dst):
@@ -240,16 +155,3 @@ def publish(src, dst):
         os.replace(dst, old)
     os.replace(tmp, dst)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def write_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)

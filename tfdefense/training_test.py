@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from tfdefense import registry, training
+from tfdefense import cards, registry, training
 
 TINY = {"family": "classifier", "config": {"arch": "c", "units": 8}, "path": "tiny_c", "name": "tiny_c",
         "train": {"epochs": 1, "batch_size": 20, "learning_rate": 1e-2, "seed": 0},
@@ -17,7 +17,7 @@ def test_train_writes_card_and_resumes(tiny_data_dir, tmp_path):
     assert 0.0 <= card["measured"]["clean_accuracy"]["value"] <= 1.0
     assert card["reported"] == {"clean_accuracy": 0.5}
     export = os.path.join(workdir, "export")
-    assert registry.read_card(export)["files"]["model.weights.h5"] == card["files"]["model.weights.h5"]
+    assert cards.read_card(export)["files"]["model.weights.h5"] == card["files"]["model.weights.h5"]
 
     with pytest.raises(FileExistsError, match="--resume"):
         training.train_and_evaluate(TINY, workdir, verbose=0)

@@ -12,13 +12,14 @@ Reference:
 
 import os
 
+import keras
 import numpy as np
 
-from tfdefense import datasets, registry
-from tfdefense.aegan import builders, losses
+from tfdefense import calibration, datasets, registry
+from tfdefense.aegan import builders, defended, losses
+from tfdefense.aegan.defended import DECODER, ENCODER
 from tfdefense.aegan.model import AEGAN
 
-ENCODER, DECODER = "encoder.weights.h5", "decoder.weights.h5"
 RECALIBRATION_IMAGES = 10000
 _REFERENCE = "aegan_rs.txt: Table 6 architectures, Table 4 schedule, Algorithms 1-2, Tables 1-3"
 MODEL_DEFAULTS = {"latent_dim": 128, "filters": 64, "noise_eta": 0.3, "adversarial": True,
@@ -52,8 +53,6 @@ def _entries():
 
 
 def _build_for_training(entry, config):
-    import keras
-
     model = AEGAN.from_config_dict(entry["config"])
     adam = lambda: keras.optimizers.Adam(config["learning_rate"], beta_1=0.5)  # noqa: E731
     model.compile(d_optimizer=adam(), g_optimizer=adam(), e_optimizer=adam())
@@ -80,14 +79,9 @@ def _measure(model, entry):
                                        "n": int(len(x))}}
 
 
-def _load(entry, folder, **overrides):
-    from tfdefense.aegan import defended
-
-    return defended.load(entry, folder, **overrides)
-
-
-registry.register_family(registry.Family("aegan", _build_for_training, _save, _measure, _load))
+registry.register_family(registry.Family("aegan", _build_for_training, _save, _measure, defended.load,
+                                         inference=defended.INFERENCE_DEFAULTS, tune=calibration.tune_step_size))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)
 
-__all__ = ["AEGAN", "builders", "losses"]
+__all__ = ["AEGAN", "builders", "defended", "losses"]

@@ -5,6 +5,7 @@ import os
 import keras
 
 from tfdefense import datasets, evaluation, registry
+from tfdefense.defended import DefendedClassifier
 from tfdefense.classifiers.builders import build_classifier, classifier_a, classifier_b, classifier_c
 
 WEIGHTS = "model.weights.h5"
@@ -55,12 +56,12 @@ def measure_classifier(model, entry):
                                "split": "test", "n": int(len(x))}}
 
 
-def load_classifier(entry, folder, **overrides):
-    if overrides:
-        raise TypeError(f"Classifiers take no inference settings; got {sorted(overrides)}.")
+def load_classifier(entry, folder):
+    """The classifier as a defense with no purifier and no detector: the same
+    input checks, outputs and export as every entry; the keras model is ``.classifier``."""
     model = build_classifier(**entry["config"])
     model.load_weights(os.path.join(folder, WEIGHTS))
-    return model
+    return DefendedClassifier(model, name=entry["name"])
 
 
 registry.register_family(registry.Family("classifier", _build_for_training, save_classifier, measure_classifier,

@@ -13,17 +13,19 @@ Reference:
 
 import os
 
-from tfdefense import classifiers, registry
-from tfdefense.aegan import builders
-from tfdefense.defended import DefendedClassifier, inference_settings
+import keras
+
+from tfdefense import calibration, classifiers, networks, registry
+from tfdefense.defended import DefendedClassifier
 from tfdefense.defensegan.model import WGANGP
-from tfdefense.purification import Purifier
+from tfdefense.defensegan.robust import ManifoldAdversarialTraining
+from tfdefense.purification import PurificationErrorDetector, Purifier
 
 GENERATOR = "generator.weights.h5"
 # R=10 restarts x L=200 steps as in Defense-GAN; the step size is chosen on
 # validation data by `tfdefense calibrate` and the threshold rejects (INC).
 INFERENCE_DEFAULTS = {"steps": 200, "restarts": 10, "step_size": 0.01, "decay_every": 50, "decay": 0.5,
-                      "threshold": None, "classifier": None}
+                      "classifier": None}
 # Table 1 (R=10, L=200) and Table 2's R=10, L=60 column (FGSM eps 0.3) of aegan_rs.txt.
 _REPORTED = {"mnist": {"white_box": {"fgsm_0.3": 0.981, "pgd_0.3": 0.989, "cw_l2": 0.981},
                        "gray_box": {"fgsm_0.3": 0.880, "pgd_0.3": 0.913, "cw_l2": 0.918},
@@ -53,8 +55,6 @@ def _entries():
 
 
 def _build_for_training(entry, config):
-    import keras
-
     model = WGANGP.from_config_dict(entry["config"])
     adam = lambda: keras.optimizers.Adam(config["learning_rate"], beta_1=0.5, beta_2=0.9)  # noqa: E731
     model.compile(c_optimizer=adam(), g_optimizer=adam())
@@ -72,17 +72,15 @@ def _measure(model, entry):
 
 def build_defended(generator, classifier, steps=200, restarts=10, step_size=0.01, decay_every=50, decay=0.5,
                    threshold=None, name="defensegan"):
-    """INC: random-restart search from N(0, I), reject above ``threshold``."""
+    """INC: random-restart search from N(0, I), reject if the best search error is above ``threshold``."""
     purifier = Purifier(generator, None, steps=steps, step_size=step_size, restarts=restarts,
                         decay_every=decay_every, decay=decay, prior="normal", z_clip=None)
-    return DefendedClassifier(classifier, purifier, threshold=threshold, bypass=False, name=name)
+    return DefendedClassifier(classifier, purifier, [PurificationErrorDetector(threshold=threshold)], name=name)
 
 
-def _load(entry, folder, **overrides):
-    card = registry.read_card(folder, verify=False)
-    settings = inference_settings(INFERENCE_DEFAULTS, entry, card, overrides)
-    classifier = registry.load(settings.pop("classifier"))
-    generator = builders.decoder(entry["config"]["latent_dim"], entry["config"]["filters"], name="generator")
+def _load(entry, folder, classifier, **settings):
+    classifier = registry.load_classifier(classifier)
+    generator = networks.decoder(entry["config"]["latent_dim"], entry["config"]["filters"], name="generator")
     generator.load_weights(os.path.join(folder, GENERATOR))
     return build_defended(generator, classifier, name=entry["name"], **settings)
 
@@ -102,13 +100,9 @@ def _robust_entries():
 
 
 def _build_robust(entry, config):
-    import keras
-
-    import tfdefense
-    from tfdefense.defensegan.robust import ManifoldAdversarialTraining
-
     c = entry["config"]
-    model = ManifoldAdversarialTraining(tfdefense.load(c["init"]), tfdefense.load(c["generator"]).decoder,
+    model = ManifoldAdversarialTraining(registry.load_classifier(c["init"]),
+                                        registry.load(c["generator"]).purifier.decoder,
                                         mu=c["mu"], attack_steps=c["attack_steps"], pairs=c["pairs"])
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
     return model
@@ -127,11 +121,13 @@ def _measure_robust(model, entry):
     return classifiers.measure_classifier(model.classifier, entry)
 
 
-def _load_robust(entry, folder, **overrides):
-    return classifiers.load_classifier(_as_classifier_entry(entry), folder, **overrides)
+def _load_robust(entry, folder):
+    return classifiers.load_classifier(_as_classifier_entry(entry), folder)
 
 
-registry.register_family(registry.Family("defensegan", _build_for_training, _save, _measure, _load))
+registry.register_family(registry.Family("defensegan", _build_for_training, _save, _measure, _load,
+                                         inference=INFERENCE_DEFAULTS, tune=calibration.tune_step_size,
+                                         calibration={"fpr": 0.05, "n": 100}))
 registry.register_family(registry.Family("manifold_classifier", _build_robust, _save_robust, _measure_robust,
                                          _load_robust))
 for _name, _entry in {**_entries(), **_robust_entries()}.items():

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfdefense.aegan import builders
+from tfdefense import networks
 from tfdefense.defensegan import losses
 from tfdefense.serialization import deserialize_parts, serialize_parts
 
@@ -55,8 +55,8 @@ class WGANGP(keras.Model):
     def from_config_dict(cls, config):
         config = dict(config)
         latent_dim, filters = config.pop("latent_dim", 128), config.pop("filters", 64)
-        return cls(builders.decoder(latent_dim, filters, name="generator"),
-                   builders.discriminator(filters, name="critic", batch_norm=False), latent_dim=latent_dim, **config)
+        return cls(networks.decoder(latent_dim, filters, name="generator"),
+                   networks.discriminator(filters, name="critic", batch_norm=False), latent_dim=latent_dim, **config)
 
     def compile(self, c_optimizer=None, g_optimizer=None, **kwargs):
         """Adam 1e-4, beta (0.5, 0.9) by default, as in WGAN-GP."""

@@ -2,14 +2,14 @@ import keras
 import numpy as np
 
 from tfdefense import testing
-from tfdefense.aegan import builders
+from tfdefense import networks
 from tfdefense.classifiers import builders as cbuilders
 from tfdefense.defensegan.robust import ManifoldAdversarialTraining
 
 
 def test_train_step_trains_only_the_classifier():
     keras.utils.set_random_seed(0)
-    generator = builders.decoder(4, 2)
+    generator = networks.decoder(4, 2)
     model = ManifoldAdversarialTraining(cbuilders.classifier_c(units=8), generator, attack_steps=2, pairs=4)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     frozen = [w.copy() for w in generator.get_weights()]
@@ -27,7 +27,7 @@ def test_manifold_family_saves_and_loads_the_classifier(tmp_path):
 
     entry = registry.get_entry("classifier_a_mnist_manifold")  # config also holds init, generator, mu, ...
     family = registry.get_family(entry["family"])
-    model = ManifoldAdversarialTraining(cbuilders.classifier_a(), builders.decoder(4, 2), attack_steps=1, pairs=2)
+    model = ManifoldAdversarialTraining(cbuilders.classifier_a(), networks.decoder(4, 2), attack_steps=1, pairs=2)
     files = family.save(model, entry, str(tmp_path))
     loaded = family.load(entry, str(tmp_path))
     x, _ = testing.blob_images(2)

@@ -1,4 +1,4 @@
-from tfdefense.aegan import builders
+from tfdefense import networks
 from tfdefense.classifiers import builders as cbuilders
 from tfdefense.purification import cost
 
@@ -10,7 +10,7 @@ def test_classifier_a_flops_by_hand():
 
 
 def test_aegan_search_flops():
-    dec, enc = builders.decoder(), builders.encoder()
+    dec, enc = networks.decoder(), networks.encoder()
     dec_macs = 128 * 4096 + 4 * 4 * 256 * 128 * 25 + 7 * 7 * 128 * 64 * 25 + 14 * 14 * 64 * 25
     assert cost.forward_flops(dec) == 2 * dec_macs
     total = cost.search_flops(dec, enc, steps=15)

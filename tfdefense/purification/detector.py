@@ -1,8 +1,10 @@
-"""Reconstruction-error detection of adversarial inputs (MagNet-style).
+"""Detectors that flag inputs by a reconstruction error (MagNet-style), and their statistics.
 
-The score of an image is the distance between x and its cheap reconstruction
-G(F(x)); inputs scoring above a threshold chosen on clean validation data at
-a target false-positive rate are flagged.
+`ReconstructionDetector` scores the distance between x and an autoencoder's
+reconstruction (G(F(x)) for AE-GAN+rs, MagNet's autoencoder);
+`PurificationErrorDetector` reads the purifier's own final error (INC).
+Inputs scoring above a threshold chosen on clean validation data at a
+target false-positive rate are flagged.
 
 Example:
     >>> scores = detection_scores(x, reconstruct(x), metric="l1")     # doctest: +SKIP
@@ -13,8 +15,12 @@ Reference:
     Meng & Chen, MagNet (2017).
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
+
+from tfdefense.contract import DetectorLayer
+from tfdefense.serialization import deserialize_parts, serialize_parts
 
 METRICS = ("mse", "l1")
 
@@ -51,3 +57,69 @@ def roc_curve(clean_scores, adv_scores):
     tpr = np.array([0.0] + [np.mean(adv_scores >= t) for t in thresholds])
     auc = float(np.trapezoid(tpr, fpr))
     return fpr, tpr, np.concatenate([[np.inf], thresholds]), auc
+
+
+@keras.saving.register_keras_serializable(package="tfdefense")
+class ReconstructionDetector(DetectorLayer):
+    """Flags inputs an autoencoder reconstructs badly: score = error(x, AE(x)).
+
+    Differentiable, so detector-aware attacks put it in their loss.
+
+    Args:
+        autoencoder: images -> reconstructions (called with ``training=False``);
+            None scores against the defense's purifier's surrogate (G(F(x))
+            for AE-GAN+rs, the reformer for MagNet), which shares its networks.
+        metric: "l1" (mean absolute) or "mse" (mean squared) per image.
+        threshold, bypass, rejects: see `tfdefense.contract.DetectorLayer`.
+
+    Example:
+        >>> detector = ReconstructionDetector(autoencoder, "mse", threshold=0.01)   # doctest: +SKIP
+        >>> detector.score(x), detector.flag(detector.score(x))                     # doctest: +SKIP
+    """
+
+    def __init__(self, autoencoder=None, metric="l1", threshold=None, bypass=False, rejects=True, **kwargs):
+        kwargs.setdefault("name", metric)
+        super().__init__(threshold=threshold, bypass=bypass, rejects=rejects, **kwargs)
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}.")
+        self.autoencoder = autoencoder
+        self.metric = metric
+
+    def score(self, x, purification=None):
+        if self.autoencoder is not None:
+            return detection_scores(x, self.autoencoder(x, training=False), self.metric)
+        if getattr(self, "_surrogate", None) is None:
+            raise ValueError("ReconstructionDetector without an autoencoder scores against a purifier's "
+                             "surrogate; use it inside a DefendedClassifier that has a purifier.")
+        return detection_scores(x, self._surrogate(x), self.metric)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(serialize_parts(self, ("autoencoder",)))
+        config["metric"] = self.metric
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**deserialize_parts(config, ("autoencoder",)))
+
+
+@keras.saving.register_keras_serializable(package="tfdefense")
+class PurificationErrorDetector(DetectorLayer):
+    """Flags inputs whose purification left a large error (INC: the best search error).
+
+    Its score comes out of the purifier, so it is not differentiable and is
+    read after purifying (``needs_purification``).
+    """
+
+    differentiable = False
+    needs_purification = True
+
+    def __init__(self, threshold=None, bypass=False, rejects=True, **kwargs):
+        kwargs.setdefault("name", "purification_error")
+        super().__init__(threshold=threshold, bypass=bypass, rejects=rejects, **kwargs)
+
+    def score(self, x, purification=None):
+        if purification is None or "errors" not in purification:
+            raise ValueError("PurificationErrorDetector scores the purifier's 'errors'; pass its output.")
+        return tf.cast(purification["errors"], tf.float32)

@@ -21,6 +21,7 @@ Reference:
 import keras
 import tensorflow as tf
 
+from tfdefense.contract import PurifierLayer
 from tfdefense.purification.adam import adam_update
 
 
@@ -83,16 +84,16 @@ def deep_image_prior(x, *, steps=500, learning_rate=0.01, mse_stop=0.005, channe
 
 
 @keras.saving.register_keras_serializable(package="tfdefense")
-class DeepImagePrior(keras.layers.Layer):
+class DeepImagePrior(PurifierLayer):
     """`deep_image_prior` as a purifier for `DefendedClassifier` (no encoder, no decoder).
 
     Its randomness is the generator's initialisation and input, drawn from
     ``seed``; white-box evaluation therefore uses identity BPDA with EOT.
     """
 
-    encoder = None
-    decoder = None
-    restarts = 1
+    @property
+    def random(self):
+        return True
 
     def __init__(self, steps=500, learning_rate=0.01, mse_stop=0.005, channels=32, **kwargs):
         super().__init__(**kwargs)

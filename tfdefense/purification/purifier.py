@@ -3,12 +3,13 @@
 import keras
 import tensorflow as tf
 
+from tfdefense.contract import PurifierLayer
 from tfdefense.purification import search
 from tfdefense.serialization import deserialize_parts, serialize_parts
 
 
 @keras.saving.register_keras_serializable(package="tfdefense")
-class Purifier(keras.layers.Layer):
+class Purifier(PurifierLayer):
     """Projects images onto the range of a decoder by latent search.
 
     With an ``encoder`` the first start is F(x) (AE-GAN+rs); the other
@@ -23,6 +24,10 @@ class Purifier(keras.layers.Layer):
         restarts: R starting codes per image.
         prior: "uniform" (codes in [-1, 1]) or "normal" for random starts.
         z_clip: clip codes to [-z_clip, z_clip]; None for no clipping.
+
+    Contract: not differentiable (the search's gradient is not the defense's);
+    BPDA goes through G(F(x)) with an encoder, else identity; random when it
+    has random starts, so white-box attacks average 4 EOT samples.
 
     Call args:
         x: float32 images [N, 28, 28, 1].
@@ -55,6 +60,20 @@ class Purifier(keras.layers.Layer):
         self.latent_dim = int(decoder.inputs[0].shape[-1])
         self._run = tf.function(self._purify, reduce_retracing=True)
         self.built = True
+
+    @property
+    def bpda(self):
+        return "gfx" if self.encoder is not None else "identity"
+
+    @property
+    def random(self):
+        return self.restarts > (1 if self.encoder is not None else 0)
+
+    def surrogate(self, x):
+        """G(F(x)) with an encoder (the cheap path), else identity."""
+        if self.encoder is None:
+            return tf.cast(x, tf.float32)
+        return tf.cast(self.decoder(self.encoder(x, training=False), training=False), tf.float32)
 
     def initial_codes(self, x, seed=0):
         """Starting codes [R, N, d]: F(x) first when there is an encoder."""

@@ -1,0 +1,186 @@
+"""Model cards: one module reads, verifies, writes and renders them.
+
+A card is ``model_card.json`` beside an entry's weights, plus a ``README.md``
+rendered from it: what was trained and how, what tfdefense measured (with the
+settings, n and seed of each number), the paper's figures in a separate
+``reported`` field, the inference settings chosen on validation data, and the
+sha256 of every weight file. Reading fails closed: a card that cannot be
+parsed, lists no files, or whose files do not match is a `WeightsError`
+naming the file, never a silent load.
+
+Example:
+    >>> from tfdefense import cards
+    >>> card = cards.read_card("saved_models/aegan_mnist")     # doctest: +SKIP
+    >>> card["measured"]["robustness"]["gray_box"]["fgsm"]     # doctest: +SKIP
+"""
+
+import hashlib
+import json
+import os
+import platform
+
+import keras
+import tensorflow as tf
+
+from tfdefense.version import __version__
+
+CARD = "model_card.json"
+MODELS_ENV = "TFDEFENSE_MODELS_DIR"
+
+
+class WeightsError(RuntimeError):
+    """Pretrained files are missing or do not match their model card."""
+
+
+def read_card(folder, verify=True):
+    """Reads ``model_card.json`` in ``folder``, checking each listed file's sha256."""
+    path = os.path.join(folder, CARD)
+    if not os.path.isfile(path):
+        name = os.path.basename(os.path.normpath(folder))
+        raise WeightsError(f"No pretrained weights at {folder} ({CARD} missing). Train them with "
+                           f"`tfdefense train {name} --publish` or set {MODELS_ENV}.")
+    try:
+        card = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise WeightsError(f"{path} is not valid JSON ({e}); the card is damaged or truncated. "
+                           "Restore it (git checkout) or re-publish the entry.") from e
+    if not isinstance(card, dict):
+        raise WeightsError(f"{path} does not hold a model card (a JSON object).")
+    if verify:
+        if not card.get("files"):
+            raise WeightsError(f"{path} lists no weight files, so their sha256 cannot be checked; "
+                               "refusing to load. Re-publish the entry to write its file list.")
+        for fname, digest in card["files"].items():
+            fpath = os.path.join(folder, fname)
+            if not os.path.isfile(fpath):
+                raise WeightsError(f"{fpath} is listed in {path} but missing.")
+            found = sha256(fpath)
+            if found != digest:
+                raise WeightsError(f"{fpath} has sha256 {found}, but {CARD} expects {digest}: "
+                                   "the file is corrupt or was replaced; refusing to load it.")
+    return card
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def make_card(entry, config, state, measured, folder, files):
+    """The card of a freshly trained entry: what was trained, how, and the sha256 of ``files``."""
+    return {
+        "name": entry["name"],
+        "family": entry["family"],
+        "dataset": entry["metadata"]["dataset"],
+        "architecture": entry["config"],
+        "description": entry["metadata"].get("description", ""),
+        "training": {
+            **config,
+            "epochs_completed": state.get("epoch", 0),
+            "scheduled_epochs": entry.get("train", {}).get("epochs", config["epochs"]),
+            "wall_time_s": round(state.get("wall_time_s", 0.0), 1),
+            "command": f"tfdefense train {entry['name']}",
+            "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
+            "tensorflow": tf.__version__, "keras": keras.__version__, "tfdefense": __version__,
+            "final_logs": state.get("history", [{}])[-1] if state.get("history") else {},
+        },
+        "measured": measured,
+        "reported": entry["metadata"].get("reported", {}),
+        "reference": entry["metadata"].get("reference", ""),
+        "files": {f: sha256(os.path.join(folder, f)) for f in files},
+    }
+
+
+REPORTED_KEYS = {"fgsm": "fgsm_0.3", "pgd": "pgd_0.3", "cw": "cw_l2"}
+
+
+def _robustness_table(card):
+    """Markdown rows: measured robustness with the paper's figure beside it."""
+    robustness = card["measured"].get("robustness", {})
+    if not robustness:
+        return []
+    lines = ["", "| threat | attack | n | defended | no defense | rejected | paper (defended) | settings |",
+             "|---|---|---|---|---|---|---|---|"]
+    for threat, results in robustness.items():
+        for attack, r in results.items():
+            paper = card.get("reported", {}).get(threat, {}).get(REPORTED_KEYS.get(attack, attack), "-")
+            settings = {k: v for k, v in r["params"].items() if k != "n"}
+            lines.append(f"| {threat.replace('_box', '')} | {attack} | {r['n']} | {r['accuracy_defended']:.3f} "
+                         f"| {r['accuracy_undefended']:.3f} | {r['rejection_rate']:.3f} | {paper} "
+                         f"| `{json.dumps(settings)}`, seed {r['seed']}, {r['split']} split |")
+    return lines
+
+
+def epochs_trained(training):
+    """(epochs completed, epochs in the registered schedule) from a card's
+    ``training`` section; cards written before the schedule was recorded
+    (the classifiers') only have ``epochs``."""
+    return training.get("epochs_completed", "?"), training.get("scheduled_epochs", training.get("epochs", "?"))
+
+
+def write_card(folder, card):
+    """Writes ``model_card.json`` and a short ``README.md`` rendered from it."""
+    write_json(os.path.join(folder, CARD), card)
+    t = card["training"]
+    completed, scheduled = epochs_trained(t)
+    lines = [f"# {card['name']}", "", card.get("description", ""), "",
+             f"- family: `{card['family']}`, dataset: `{card['dataset']}`",
+             f"- architecture: `{json.dumps(card['architecture'])}`",
+             f"- training: {completed} epochs of the {scheduled}-epoch schedule, batch "
+             f"{t['batch_size']}, Adam lr {t['learning_rate']}, seed {t['seed']}, "
+             f"{t.get('dtype_policy', 'float32')}, {t['wall_time_s'] / 60:.1f} min of training on "
+             f"{t['machine']} (`{t['command']}`)", "", "## Measured by tfdefense", ""]
+    lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card["measured"].items() if k != "robustness"]
+    lines += _robustness_table(card)
+    if card.get("reported"):
+        lines += ["", "## Reported in the paper (targets, not measurements)", ""]
+        lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card["reported"].items()]
+        lines += ["", f"Reference: {card.get('reference', '')}"]
+    for section in ("inference", "calibration"):
+        if card.get(section):
+            lines += ["", "## Inference settings (chosen on validation data)" if section == "inference"
+                      else "## Calibration", ""]
+            lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card[section].items()]
+    if card.get("notes"):
+        lines += ["", "## Notes", "", card["notes"]]
+    lines += ["", "## Files (sha256, checked at load)", ""]
+    lines += [f"- `{f}`: `{h}`" for f, h in card["files"].items()]
+    readme = os.path.join(folder, "README.md")
+    with open(readme + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(readme + ".tmp", readme)
+
+
+def write_report(folder, report):
+    """Stores measured robustness in the card (the paper's numbers stay in "reported")."""
+    card = read_card(folder, verify=True)
+    robustness = card.setdefault("measured", {}).setdefault("robustness", {})
+    for r in report.results:
+        robustness.setdefault(f"{r.threat}_box", {})[r.attack] = {
+            "accuracy_defended": round(r.accuracy_defended, 4), "accuracy_undefended": round(r.accuracy_undefended, 4),
+            "rejection_rate": round(r.rejection_rate, 4), "n": r.n, "params": r.params, "seed": report.seed,
+            "split": report.split}
+    card["measured"]["clean_accuracy_defended"] = {"value": round(report.clean["accuracy_defended"], 4),
+                                                   "n": report.n, "split": report.split, "seed": report.seed}
+    if report.detector:
+        card["measured"]["detector"] = report.detector
+    if report.substitute:
+        card["measured"]["black_box_substitute"] = report.substitute
+    write_card(folder, card)
+    return card
+
+
+def write_json(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)

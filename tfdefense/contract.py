@@ -1,0 +1,130 @@
+"""The defense contract: the two roles every defense in the zoo fills in.
+
+Everything that consumes a defense (`DefendedClassifier`, the threat models,
+calibration, the evaluation harness, export, the CLI, model cards) speaks
+only to these two base classes, so a new kind of defense is a new family
+folder, never a new branch in a shared module.
+
+**Purifier** (`PurifierLayer`): a serializable Keras layer,
+``call(x, seed=0) -> {"images": [N, 28, 28, 1], "errors": [N] (optional)}``,
+that declares
+
+* ``differentiable``: whether its own gradient is the one an attacker should
+  use (an autoencoder reformer, an image-to-image generator). White-box
+  attacks then differentiate the whole pipeline end to end;
+* ``surrogate(x)``: what BPDA differentiates instead when it is not (a latent
+  search: G(F(x)) for AE-GAN+rs, identity for Defense-GAN), also the cheap
+  path that a detector's bypass sends unflagged inputs through;
+* ``random`` and ``eot_samples``: whether its output depends on ``seed`` (so
+  EOT applies) and how many samples a white-box attack averages by default.
+
+**Detector** (`DetectorLayer`): a serializable Keras layer,
+``score(x, purification=None) -> [N]`` (higher is more suspicious) with a
+``threshold`` chosen on clean validation data at a target false-positive
+rate (None: the detector flags nothing), and the rules
+
+* ``differentiable``: a detector-aware white-box attack can put its score in
+  the loss (else the attack must approximate it);
+* ``needs_purification``: the score is read from the purifier's output
+  (``errors`` of a latent search: INC), so it cannot be computed first;
+* ``bypass``: unflagged inputs skip the purifier and take its surrogate
+  (AE-GAN+rs sends clean-looking inputs through G(F(x)) only);
+* ``rejects``: a flagged input gets the reject decision (``rejected`` in the
+  outputs) instead of being trusted after purification.
+
+A defense is ``DefendedClassifier(classifier, purifier=None, detectors=())``:
+a robustly trained classifier has neither, MagNet has a purifier and two
+detectors.
+
+Example:
+    >>> import keras, tensorflow as tf
+    >>> class Blur(PurifierLayer):
+    ...     differentiable = True
+    ...     def call(self, x, seed=0):
+    ...         return {"images": tf.nn.avg_pool2d(x, 3, 1, "SAME")}
+    >>> Blur()(tf.zeros([2, 28, 28, 1]))["images"].shape
+    TensorShape([2, 28, 28, 1])
+"""
+
+import keras
+import tensorflow as tf
+
+
+class PurifierLayer(keras.layers.Layer):
+    """Base class of purifiers: images -> purified images (see the module docstring).
+
+    Subclasses implement ``call(x, seed=0)`` returning a dict with ``images``
+    (and ``errors`` if they measure a reconstruction error), and override the
+    declarations below where they differ.
+    """
+
+    differentiable = False
+    # What ``surrogate`` is, named for reports: "identity", "gfx" (G(F(x))), "self".
+    bpda = "identity"
+
+    @property
+    def random(self):
+        """Whether the output depends on the ``seed`` argument."""
+        return False
+
+    @property
+    def eot_samples(self):
+        """Samples of the randomness a white-box attack averages by default."""
+        return 4 if self.random else 1
+
+    def surrogate(self, x):
+        """The differentiable approximation BPDA uses, and the bypass path (identity here)."""
+        return tf.cast(x, tf.float32)
+
+    def call(self, x, seed=0):
+        raise NotImplementedError(f"{type(self).__name__} must implement call(x, seed=0).")
+
+
+class DetectorLayer(keras.layers.Layer):
+    """Base class of detectors: images -> one suspicion score each (see the module docstring).
+
+    Args:
+        threshold: scores above it are flagged; None flags nothing (and turns
+            a bypass off, so everything is purified).
+        bypass: unflagged inputs take the purifier's surrogate instead of the purifier.
+        rejects: flagged inputs are rejected.
+    """
+
+    differentiable = True
+    needs_purification = False
+
+    def __init__(self, threshold=None, bypass=False, rejects=True, **kwargs):
+        super().__init__(**kwargs)
+        self.threshold = None if threshold is None else float(threshold)
+        self.bypass = bool(bypass)
+        self.rejects = bool(rejects)
+
+    def score(self, x, purification=None):
+        raise NotImplementedError(f"{type(self).__name__} must implement score(x, purification=None).")
+
+    def bind(self, purifier):
+        """Called by `DefendedClassifier` with its purifier (or None). A detector
+        may score against the purifier's surrogate instead of holding its own
+        copy of the same networks; only the bound method is kept, so the
+        purifier is not tracked (and saved) twice."""
+        self._surrogate = None if purifier is None else purifier.surrogate
+
+    def call(self, x, purification=None):
+        return self.score(x, purification)
+
+    def flag(self, score):
+        """Boolean flags for scores (all False without a threshold)."""
+        if self.threshold is None:
+            return tf.zeros_like(score, tf.bool)
+        return score > self.threshold
+
+    def excess(self, x):
+        """relu(score / threshold - 1): how far above its threshold an input is, in units of the
+        threshold, so detectors of different scales add up in a detector-aware attack loss."""
+        scale = max(abs(self.threshold), 1e-12)  # tests use negative thresholds to flag everything
+        return tf.nn.relu(self.score(x) - self.threshold) / scale
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"threshold": self.threshold, "bypass": self.bypass, "rejects": self.rejects})
+        return config

@@ -1,0 +1,96 @@
+"""MagNet (Meng & Chen 2017): reconstruction-error detectors and an autoencoder reformer.
+
+The baseline of aegan_rs.txt's Table 1: the Table 6 encoder and decoder
+(no discriminator) with latent dimension 20 (its Table 8), trained as a
+denoising autoencoder; two detectors flag inputs whose reconstruction error
+(mean squared and mean absolute) is above a threshold at 0.1% false
+positives on clean validation images, and every input is reformed by the
+autoencoder before the classifier. It is differentiable end to end, so the
+white-box attack uses its true gradient.
+
+Example:
+    >>> import tfdefense
+    >>> model = tfdefense.load("magnet_mnist")      # doctest: +SKIP
+    >>> out = model.defend(x)                       # doctest: +SKIP
+
+Reference:
+    Meng & Chen, MagNet (CCS 2017); aegan_rs.txt Appendix B, Tables 1, 4, 6, 8;
+    Carlini & Wagner, MagNet and "efficient defenses against adversarial
+    attacks" are not robust to adversarial examples (2017).
+"""
+
+import os
+
+import keras
+import numpy as np
+
+from tfdefense import datasets, networks, registry
+from tfdefense.magnet.model import MagNetAutoencoder
+
+AUTOENCODER = "autoencoder.weights.h5"
+# aegan_rs.txt Tables 1 and 8 (D=20), classifier A, eps 0.3.
+_REPORTED = {
+    "mnist": {"gray_box": {"fgsm_0.3": 0.561, "pgd_0.3": 0.673, "cw_l2": 0.881},
+              "white_box": {"fgsm_0.3": 0.298, "pgd_0.3": 0.012, "cw_l2": 0.013},
+              "black_box": {"fgsm_0.3": 0.464}},
+    "fashion_mnist": {"white_box": {"fgsm_0.3": 0.199, "pgd_0.3": 0.071, "cw_l2": 0.084}},
+}
+
+
+def _entries():
+    entries = {}
+    for dataset, short in (("mnist", "mnist"), ("fashion_mnist", "fmnist")):
+        entries[f"magnet_{short}"] = {
+            "family": "magnet",
+            "config": {"latent_dim": 20, "filters": 64, "noise_volume": 0.1},
+            "inference": {"classifier": f"classifier_a_{short}"},
+            "path": f"magnet_{short}",
+            "train": {"epochs": 60, "batch_size": 100, "learning_rate": 2e-4, "seed": 0,
+                      "dtype_policy": "mixed_bfloat16"},
+            "metadata": {
+                "dataset": dataset,
+                "description": f"MagNet on {dataset}: MSE and L1 reconstruction detectors (0.1% false "
+                               "positives) and an autoencoder reformer (D=20) in front of classifier A.",
+                "reported": _REPORTED[dataset],
+                "reference": "Meng & Chen 2017; aegan_rs.txt Appendix B, Tables 1, 4, 6, 8",
+            },
+        }
+    return entries
+
+
+def _build_for_training(entry, config):
+    model = MagNetAutoencoder.from_config_dict(entry["config"])
+    model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
+    return model
+
+
+def _save(model, entry, out_dir):
+    autoencoder = _autoencoder(entry)
+    autoencoder.set_weights(model.encoder.get_weights() + model.decoder.get_weights())
+    autoencoder.save_weights(os.path.join(out_dir, AUTOENCODER))
+    return [AUTOENCODER]
+
+
+def _autoencoder(entry):
+    config = entry["config"]
+    return keras.Sequential([networks.encoder(config["latent_dim"], config["filters"]),
+                             networks.decoder(config["latent_dim"], config["filters"])], name="autoencoder")
+
+
+def _measure(model, entry):
+    x, _ = datasets.load(entry["metadata"]["dataset"], "test")
+    errors = [np.mean((np.asarray(model(x[i:i + 500], training=False)) - x[i:i + 500]) ** 2, axis=(1, 2, 3))
+              for i in range(0, len(x), 500)]
+    return {"reconstruction_mse": {"value": round(float(np.concatenate(errors).mean()), 6), "split": "test",
+                                   "n": int(len(x))}}
+
+
+def _load(entry, folder, **overrides):
+    raise NotImplementedError
+
+
+registry.register_family(registry.Family("magnet", _build_for_training, _save, _measure, _load))
+for _name, _entry in _entries().items():
+    registry.register(_name, _entry)
+
+__all__ = ["MagNetAutoencoder"]

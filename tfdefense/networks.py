@@ -1,0 +1,77 @@
+"""Network builders several families share: Table 6 of aegan_rs.txt (AE-GAN, MagNet, the Defense-GAN generator).
+
+All three take a ``filters`` width (64 in the paper) so tests can build tiny ones.
+
+Reference:
+    Encoder-assisted search in the latent coding space (AE-GAN+rs), Table 6.
+"""
+
+import keras
+from keras import layers
+
+IMAGE_SHAPE = (28, 28, 1)
+
+
+def _conv_stack(filters, name, batch_norm=True):
+    """Conv(f,5,2)-LReLU, Conv(2f,5,2)-BN-LReLU, Conv(4f,5,2)-BN-LReLU, Flatten.
+
+    ``batch_norm=False`` drops the BN layers (a WGAN-GP critic must not
+    normalise across the batch: its gradient penalty is per example).
+    """
+    stack = [layers.Conv2D(filters, 5, strides=2, padding="same", name=f"{name}_conv1"), layers.LeakyReLU(0.2)]
+    for i, width in ((2, 2 * filters), (3, 4 * filters)):
+        stack.append(layers.Conv2D(width, 5, strides=2, padding="same", name=f"{name}_conv{i}"))
+        if batch_norm:
+            stack.append(layers.BatchNormalization(name=f"{name}_bn{i}"))
+        stack.append(layers.LeakyReLU(0.2))
+    return stack + [layers.Flatten()]
+
+
+def encoder(latent_dim=128, filters=64, input_shape=IMAGE_SHAPE, name="encoder"):
+    """F: image -> code in [-1, 1]^latent_dim (FC + tanh).
+
+    Example:
+        >>> encoder().count_params()
+        1552000
+    """
+    return keras.Sequential([keras.Input(input_shape), *_conv_stack(filters, name),
+                             layers.Dense(latent_dim, activation="tanh", name=f"{name}_code")], name=name)
+
+
+def decoder(latent_dim=128, filters=64, name="decoder"):
+    """G: code -> image in [0, 1].
+
+    FC(4*4*4f)-ReLU, ConvT(2f,5,2)-BN-ReLU, crop to 7x7, ConvT(f,5,2)-BN-ReLU,
+    ConvT(1,5,2)-sigmoid: the Defense-GAN MNIST generator that Table 6 restates
+    (its "FC(1024)" row feeds a 4x4x256 map, i.e. 4096 units).
+
+    Example:
+        >>> decoder().count_params()
+        1554945
+    """
+    return keras.Sequential([
+        keras.Input((latent_dim,)),
+        layers.Dense(4 * 4 * 4 * filters, name=f"{name}_fc"),
+        layers.ReLU(),
+        layers.Reshape((4, 4, 4 * filters)),
+        layers.Conv2DTranspose(2 * filters, 5, strides=2, padding="same", name=f"{name}_convt1"),
+        layers.BatchNormalization(name=f"{name}_bn1"),
+        layers.ReLU(),
+        layers.Cropping2D(((0, 1), (0, 1))),
+        layers.Conv2DTranspose(filters, 5, strides=2, padding="same", name=f"{name}_convt2"),
+        layers.BatchNormalization(name=f"{name}_bn2"),
+        layers.ReLU(),
+        layers.Conv2DTranspose(1, 5, strides=2, padding="same", name=f"{name}_convt3"),
+        layers.Activation("sigmoid", dtype="float32"),
+    ], name=name)
+
+
+def discriminator(filters=64, input_shape=IMAGE_SHAPE, name="discriminator", batch_norm=True):
+    """D: image -> one logit (the sigmoid of Table 6 lives in the loss).
+
+    Example:
+        >>> discriminator().count_params()
+        1031681
+    """
+    return keras.Sequential([keras.Input(input_shape), *_conv_stack(filters, name, batch_norm),
+                             layers.Dense(1, name=f"{name}_logit", dtype="float32")], name=name)
