@@ -15,6 +15,7 @@ except ImportError as e:  # pragma: no cover
 from tfdefense.version import __version__  # noqa: E402
 from tfdefense import aegan, classifiers, defensegan, magnet  # noqa: E402,F401  (register their families and entries)
 from tfdefense.cards import WeightsError  # noqa: E402
+from tfdefense.defended import DefendedClassifier  # noqa: E402
 from tfdefense.registry import UnknownModelError, list_models, load  # noqa: E402
 
-__all__ = ["load", "list_models", "UnknownModelError", "WeightsError", "__version__"]
+__all__ = ["load", "list_models", "DefendedClassifier", "UnknownModelError", "WeightsError", "__version__"]

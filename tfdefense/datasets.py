@@ -110,6 +110,36 @@ def as_dataset(name, split, batch_size, *, shuffle=None, repeat=False, seed=0,
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
+def epoch_batches(name, split, batch_size, *, seed, first_epoch, epochs, steps_per_epoch=None, data_dir=None):
+    """Training batches for epochs ``first_epoch .. epochs - 1`` in one dataset.
+
+    Each epoch's order is a pure function of ``(seed, epoch)``, so a run
+    resumed at epoch k sees exactly the batches the uninterrupted run saw
+    from epoch k on (``as_dataset``'s reshuffling depends on how many epochs
+    the iterator has already served). A last partial batch is dropped.
+
+    Returns:
+        ``(dataset of (x, y) batches, steps per epoch)``.
+    """
+    import tensorflow as tf
+
+    x, y = load(name, split, data_dir=data_dir)
+    per_epoch = len(x) // batch_size
+    if steps_per_epoch:
+        per_epoch = min(per_epoch, steps_per_epoch)
+    if per_epoch < 1:
+        raise ValueError(f"batch_size {batch_size} is larger than the {len(x)} images of {name} {split}.")
+    x, y = tf.constant(x), tf.constant(y)
+
+    def epoch(e):
+        order = tf.argsort(tf.random.stateless_uniform([len(x)], tf.stack([tf.constant(seed, tf.int64), e])))
+        return tf.data.Dataset.from_tensor_slices(tf.reshape(order[:per_epoch * batch_size], [per_epoch, batch_size]))
+
+    ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch)
+    ds = ds.map(lambda index: (tf.gather(x, index), tf.gather(y, index)))
+    return ds.prefetch(tf.data.AUTOTUNE), per_epoch
+
+
 def split_sizes(num_train=60000, num_test=10000):
     """Sizes of each split for official set sizes (documentation and tests)."""
     return {s: len(_split_index(s, num_train if s in ("train", "validation") else num_test))

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,7 +8,7 @@ from tfdefense import networks
 from tfdefense.aegan.defended import build_defended
 from tfdefense.classifiers import builders as cbuilders
 from tfdefense.defended import DefendedClassifier
-from tfdefense.purification import Purifier
+from tfdefense.purification import ModelPurifier, Purifier, ReconstructionDetector
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +85,53 @@ def test_serialization(parts, tmp_path):
     model = build_defended(enc, dec, clf, steps=2, threshold=0.2)
     restored = testing.run_serialization_test(model, tmp_path, testing.tiny_images(2))
     assert isinstance(restored, DefendedClassifier) and restored.threshold == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.zeros((1, 28, 28, 1), np.complex64), "complex64"),
+    (np.zeros((1, 28, 28, 1), np.uint8), "uint8"),
+    (np.zeros((1, 28, 28, 1), bool), "bool"),
+    (np.zeros((0, 28, 28, 1), np.float32), "empty"),
+    (None, "None"),
+    (0.5, r"shape \[N, 28, 28, 1\], got \(\)"),
+    (np.full((1, 28, 28, 1), 1.0000001, np.float32), "1.00000012"),
+    (np.full((1, 28, 28, 1), np.nan, np.float32), "NaN"),
+])
+def test_predict_checks_input_like_defend(parts, bad, match):
+    """keras' predict must not be a weaker door than defend (no silent casts, no Keras internals)."""
+    enc, dec, clf = parts
+    model = build_defended(enc, dec, clf, steps=1, threshold=0.1)
+    for fn in (lambda b: model.predict(b, verbose=0), model.defend):
+        with pytest.raises(ValueError, match=match):
+            fn(bad)
+
+
+def test_bare_classifier_is_a_defense_with_the_same_checks(parts):
+    _, _, clf = parts
+    model = DefendedClassifier(clf)
+    x = testing.tiny_images(2)
+    out = model.defend(x)
+    np.testing.assert_allclose(out["logits"], clf(x, training=False), atol=1e-6)
+    np.testing.assert_array_equal(out["purified"], x)
+    assert not out["is_adversarial"].any() and not out["rejected"].any() and model.thresholds == {}
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN"):
+        model(np.full((1, 28, 28, 1), np.nan, np.float32))
+    with pytest.raises(ValueError, match="uint8"):
+        model(np.zeros((1, 28, 28, 1), np.uint8))
+
+
+def test_rejecting_detector_sets_rejected_and_bypass_is_not_rejection(parts):
+    enc, dec, clf = parts
+    x = testing.tiny_images(3)
+    aegan = build_defended(enc, dec, clf, steps=1, threshold=-1.0).defend(x)  # flags all, purifies them
+    assert aegan["is_adversarial"].all() and not aegan["rejected"].any()
+    magnet = DefendedClassifier(clf, ModelPurifier(keras.Sequential([enc, dec])),
+                                [ReconstructionDetector(None, "mse", threshold=-1.0),
+                                 ReconstructionDetector(None, "l1", threshold=None)])
+    out = magnet.defend(x)
+    assert out["rejected"].all() and out["is_adversarial"].all()
+    assert set(magnet.thresholds) == {"mse", "l1"}
+    with pytest.raises(AttributeError, match="thresholds"):
+        magnet.threshold
+    with pytest.raises(ValueError, match="no detector named"):
+        magnet.set_thresholds({"l2": 0.1})

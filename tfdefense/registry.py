@@ -52,6 +52,8 @@ class Family:
             where ``build(**settings)`` loads the model with detectors off.
         calibration: defaults of `tfdefense.calibration.calibrate` for the
             family (``fpr``: target false-positive rate, ``n``: validation images).
+        tiny: what makes an entry of the family tiny for the conformance test
+            (``{"config": {...}, "inference": {...}}`` merged into an entry).
     """
 
     name: str
@@ -62,6 +64,7 @@ class Family:
     inference: dict = dataclasses.field(default_factory=dict)
     tune: Optional[Callable[..., tuple]] = None
     calibration: dict = dataclasses.field(default_factory=lambda: {"fpr": 0.05, "n": 500})
+    tiny: dict = dataclasses.field(default_factory=dict)
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -101,6 +104,11 @@ def get_entry(name):
         raise UnknownModelError(
             f"Unknown model {name!r}. Available: {', '.join(list_models())}.")
     return copy.deepcopy(_ENTRIES[name])
+
+
+def list_families():
+    """Names of every registered family, sorted."""
+    return sorted(_FAMILIES)
 
 
 def get_family(name):

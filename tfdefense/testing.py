@@ -97,3 +97,17 @@ def load_pretrained_or_skip(name, **settings):
     if not os.path.isfile(os.path.join(registry.weights_dir(name), cards.CARD)):
         pytest.skip(f"{name} has no pretrained weights in this checkout yet")
     return tfdefense.load(name, **settings)
+
+
+def register_tiny_entry(family):
+    """Registers (once) and returns ``tiny_<family>``: the family's first entry
+    made tiny by the family's own ``tiny`` settings, stored under its own path."""
+    name = f"tiny_{family}"
+    if name not in registry.list_models():
+        tiny = registry.get_family(family).tiny
+        base = next(registry.get_entry(n) for n in registry.list_models() if registry.get_entry(n)["family"] == family)
+        base.pop("name")
+        base.update(path=name, config={**base["config"], **tiny.get("config", {})},
+                    inference={**base.get("inference", {}), **tiny.get("inference", {})})
+        registry.register(name, base)
+    return name

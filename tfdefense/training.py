@@ -1,6 +1,16 @@
 """One training loop for every family: `keras.Model.fit`, a checkpoint every
 epoch, exact resume after a kill, and a model card at the end.
 
+Exact resume means: a run killed at any point and resumed with ``--resume``
+ends with bit-for-bit the weights and optimizer state of the same run
+without the kill, on the same machine and thread count with the same
+settings (`training_test.test_resume_is_bit_for_bit`). It holds because the
+checkpoint after epoch k stores the weights, the optimizer state and every
+seed generator's state, and each epoch's batch order is a function of
+(seed, epoch) only (`datasets.epoch_batches`). A kill loses at most the epoch
+in progress; changing ``batch_size`` or ``steps_per_epoch`` on resume changes
+the data order from then on (a note says so).
+
 Example:
     >>> from tfdefense import training
     >>> training.train_and_evaluate("classifier_c_mnist", "/tmp/run_c",
@@ -38,6 +48,17 @@ def train_config(entry, overrides=None):
     return config
 
 
+def seed_generators(model):
+    """Every `keras.random.SeedGenerator` of ``model`` and its layers, in a fixed order."""
+    found, seen = [], set()
+    for layer in model._flatten_layers(include_self=True):
+        for generator in getattr(layer, "_seed_generators", []):
+            if id(generator) not in seen:
+                seen.add(id(generator))
+                found.append(generator)
+    return found
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """Writes weights (optimizer state included) and progress after every epoch.
 
@@ -59,6 +80,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.state["wall_time_s"] = self.state.get("wall_time_s", 0.0) + time.time() - self._start
         self.state.setdefault("history", []).append(
             {k: float(v) for k, v in (logs or {}).items()})
+        # Keras' weight files leave out the seed generators (dropout masks, noise):
+        # their states go into the state file so a resumed run draws the same numbers.
+        self.state["seed_states"] = [g.state.numpy().tolist() for g in seed_generators(self.model)]
         tmp = os.path.join(self.workdir, "tmp." + CHECKPOINT)
         self.model.save_weights(tmp, overwrite=True)
         os.replace(tmp, os.path.join(self.workdir, CHECKPOINT))
@@ -96,7 +120,9 @@ def train_and_evaluate(name_or_entry, workdir, *, resume=False, overrides=None,
         print(f"note: resuming with changed settings {config} (was {state['config']})", file=sys.stderr)
     state["config"] = config
 
-    keras.utils.set_random_seed(config["seed"] + state.get("epoch", 0))
+    # The same seed as the uninterrupted run: every layer and seed generator is
+    # built identically, then the checkpoint restores their state.
+    keras.utils.set_random_seed(config["seed"])
     previous_policy = keras.config.dtype_policy()
     # mixed_bfloat16 keeps float32 master weights, so saved weights stay float32.
     keras.config.set_dtype_policy(config["dtype_policy"])
@@ -115,18 +141,21 @@ def _train(entry, config, family, workdir, state, publish_dir, verbose):
     initial_epoch = 0
     if state.get("epoch"):
         model.load_weights(os.path.join(workdir, CHECKPOINT))
+        for generator, value in zip(seed_generators(model), state.get("seed_states", [])):
+            generator.state.assign(np.asarray(value, generator.state.dtype))
         initial_epoch = state["epoch"]
         print(f"Resuming {entry['name']} from epoch {initial_epoch}/{config['epochs']}.", file=sys.stderr)
 
     dataset = entry["metadata"]["dataset"]
-    train = datasets.as_dataset(dataset, "train", config["batch_size"], seed=config["seed"] + initial_epoch,
-                                drop_remainder=True)
+    train, steps = datasets.epoch_batches(dataset, "train", config["batch_size"], seed=config["seed"],
+                                          first_epoch=initial_epoch, epochs=config["epochs"],
+                                          steps_per_epoch=config["steps_per_epoch"])
     val = datasets.as_dataset(dataset, "validation", config["batch_size"])
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     if initial_epoch < config["epochs"]:
         model.fit(train, validation_data=val, epochs=config["epochs"], initial_epoch=initial_epoch,
-                  steps_per_epoch=config["steps_per_epoch"], validation_steps=config["validation_steps"],
+                  steps_per_epoch=steps, validation_steps=config["validation_steps"],
                   callbacks=[EpochCheckpoint(workdir, state)], verbose=verbose)
 
     export = os.path.join(workdir, "export")

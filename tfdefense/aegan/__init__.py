@@ -80,7 +80,8 @@ def _measure(model, entry):
 
 
 registry.register_family(registry.Family("aegan", _build_for_training, _save, _measure, defended.load,
-                                         inference=defended.INFERENCE_DEFAULTS, tune=calibration.tune_step_size))
+                                         inference=defended.INFERENCE_DEFAULTS, tune=calibration.tune_step_size,
+                                         tiny={"config": {"latent_dim": 4, "filters": 2}, "inference": {"steps": 2}}))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)
 

@@ -65,7 +65,7 @@ def load_classifier(entry, folder):
 
 
 registry.register_family(registry.Family("classifier", _build_for_training, save_classifier, measure_classifier,
-                                         load_classifier))
+                                         load_classifier, tiny={"config": {"arch": "c"}}))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)
 

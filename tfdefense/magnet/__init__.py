@@ -25,7 +25,9 @@ import keras
 import numpy as np
 
 from tfdefense import datasets, networks, registry
+from tfdefense.defended import DefendedClassifier
 from tfdefense.magnet.model import MagNetAutoencoder
+from tfdefense.purification import ModelPurifier, ReconstructionDetector
 
 AUTOENCODER = "autoencoder.weights.h5"
 # aegan_rs.txt Tables 1 and 8 (D=20), classifier A, eps 0.3.
@@ -85,12 +87,28 @@ def _measure(model, entry):
                                    "n": int(len(x))}}
 
 
-def _load(entry, folder, **overrides):
-    raise NotImplementedError
+def build_defended(autoencoder, classifier, thresholds=None, name="magnet"):
+    """MagNet from its parts: the autoencoder reforms every input, and two
+    detectors score its reconstruction error (MSE and L1) and reject above
+    their thresholds (``{"mse": t1, "l1": t2}``; None: no rejection)."""
+    thresholds = thresholds or {}
+    detectors = [ReconstructionDetector(None, metric, threshold=thresholds.get(metric)) for metric in ("mse", "l1")]
+    return DefendedClassifier(classifier, ModelPurifier(autoencoder), detectors, name=name)
 
 
-registry.register_family(registry.Family("magnet", _build_for_training, _save, _measure, _load))
+def _load(entry, folder, classifier):
+    autoencoder = _autoencoder(entry)
+    autoencoder.load_weights(os.path.join(folder, AUTOENCODER))
+    return build_defended(autoencoder, registry.load_classifier(classifier), name=entry["name"])
+
+
+# MagNet sets each detector's threshold at 0.1% false positives on clean
+# validation images, so it calibrates on the whole validation split.
+registry.register_family(registry.Family("magnet", _build_for_training, _save, _measure, _load,
+                                         inference={"classifier": None},
+                                         calibration={"fpr": 0.001, "n": None},
+                                         tiny={"config": {"latent_dim": 4, "filters": 2}}))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)
 
-__all__ = ["MagNetAutoencoder"]
+__all__ = ["MagNetAutoencoder", "build_defended"]
