@@ -50,3 +50,13 @@ def test_evaluate_with_attacks_writes_report(tiny_data_dir, tmp_path):
     assert "| black | fgsm" in ev.stdout
     card = json.load(open(tmp_path / "zoo" / "classifier_c_mnist" / "model_card.json"))
     assert "fgsm" in card["measured"]["robustness"]["gray_box"]
+
+
+def test_inference_settings_are_checked_and_any_entry_exports(tmp_path):
+    bad = _run("evaluate", "aegan_mnist", "--set=stepz=3")
+    assert bad.returncode == 1 and "stepz" in bad.stderr and "'steps'" in bad.stderr, bad.stderr[-2000:]
+    bare = _run("evaluate", "classifier_c_mnist", "--threshold=0.1")
+    assert bare.returncode == 1 and "no detectors" in bare.stderr, bare.stderr[-2000:]
+    out = _run("export", "classifier_c_mnist", str(tmp_path))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert os.path.isfile(tmp_path / "classifier_c_mnist" / "1" / "saved_model.pb")
