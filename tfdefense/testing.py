@@ -51,14 +51,16 @@ def tiny_images(n=2, seed=0):
 
 
 def run_train_step_test(model, x, steps=2):
-    """Fits ``model`` for a few steps eagerly and compiled; returns both histories.
+    """Fits ``model`` on ``x`` (images, or a tuple (images, labels)) for a few steps
+    eagerly and compiled; returns both histories.
 
     Checks every reported loss is finite in both execution regimes.
     """
     histories = []
     for eager in (True, False):
         set_run_eagerly(model, eager)
-        history = model.fit(x, epochs=1, batch_size=max(1, len(x) // steps), verbose=0)
+        inputs, targets = x if isinstance(x, tuple) else (x, None)  # (images, labels) for supervised steps
+        history = model.fit(inputs, targets, epochs=1, batch_size=max(1, len(inputs) // steps), verbose=0)
         for key, values in history.history.items():
             assert np.all(np.isfinite(values)), f"{key} not finite (run_eagerly={eager}): {values}"
         histories.append(history.history)
