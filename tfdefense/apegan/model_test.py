@@ -42,4 +42,4 @@ def test_losses_follow_the_paper():
     assert float(losses.pixel_mse(x, x + 0.5)) == pytest.approx(0.25)
     # D that is sure and right: both terms near zero; the APE loss weights MSE by 0.7.
     assert float(losses.discriminator_loss(np.full(2, 20.0, np.float32), np.full(2, -20.0, np.float32))) < 1e-6
-    assert float(losses.ape_loss(x, x + 0.5, np.full(2, 20.0))) == pytest.approx(0.7 * 0.25, abs=1e-6)
+    assert float(losses.ape_loss(x, x + 0.5, np.full(2, 20.0, np.float32))) == pytest.approx(0.7 * 0.25, abs=1e-6)
