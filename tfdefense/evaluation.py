@@ -35,7 +35,7 @@ import numpy as np
 
 import keras
 
-from tfdefense import attacks as attacks_lib
+from tfdefense import art_attacks, attacks as attacks_lib
 from tfdefense import blackbox, progress, threats as threats_lib
 from tfdefense.purification import roc_curve
 
@@ -52,9 +52,16 @@ DEFAULT_PARAMS = {
     "deepfool_linf": {"overshoot": 0.02, "max_iter": 50},
     "spsa": {"nb_iter": 20, "spsa_samples": 64, "learning_rate": 0.01, "delta": 0.01, "n": 50},
     "pgd_detector": {"eps_iter": 0.01, "nb_iter": 40, "penalty": 10.0},
+    # Through ART (`tfdefense.art_attacks`): slower, so on fewer images by default.
+    "autoattack": {"eps_step": 0.1, "max_iter": 100, "restarts": 1, "square_queries": 1000, "n": 100},
+    "square": {"max_iter": 1000, "p_init": 0.8, "n": 100},
+    "jsma": {"theta": 1.0, "gamma": 0.1, "n": 100},
+    "cw_linf": {"max_iter": 100, "learning_rate": 0.01, "confidence": 0.0, "n": 100},
 }
-L2_ATTACKS = ("cw", "deepfool")  # no eps: they look for the smallest L2 perturbation
-SEEDED = ("pgd", "spsa", "pgd_detector")
+ATTACKS = {**attacks_lib.ATTACKS, **art_attacks.ATTACKS}
+# No eps: they look for a small perturbation in their own norm (L2, L0, Linf).
+L2_ATTACKS = ("cw", "deepfool", "jsma", "cw_linf")
+SEEDED = ("pgd", "spsa", "pgd_detector", "autoattack", "square")
 BLACK_BOX_DEFAULTS = {"arch": "b", "rounds": 6, "epochs": 10, "lmbda": 0.1}
 
 
@@ -196,7 +203,7 @@ def run_attack(attack, logits_fn, x, y, params, seed, model=None):
     if attack == "pgd_detector":
         # The penalty is the summed excess of every differentiable detector over its threshold.
         return attacks_lib.pgd_detector_aware(logits_fn, model.detector_excess, 0.0, x, y, **kwargs)
-    return attacks_lib.ATTACKS[attack](logits_fn, x, y, **kwargs)
+    return ATTACKS[attack](logits_fn, x, y, **kwargs)
 
 
 def measure(model, classifier, attack, threat, params, x, x_adv, y, seconds):

@@ -1,0 +1,64 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdefense import art_attacks, attacks, networks, testing, threats
+from tfdefense.aegan.defended import build_defended
+from tfdefense.classifiers import builders as cbuilders
+
+pytest.importorskip("art")
+
+
+@pytest.fixture(scope="module")
+def toy():
+    keras.utils.set_random_seed(0)
+    x, y = testing.blob_images(16, seed=3)
+    model = cbuilders.classifier_c(units=16)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=30, verbose=0)
+    return model, x, y
+
+
+def test_art_pgd_through_the_adapter_agrees_with_ours(toy):
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    model, x, y = toy
+    ours = attacks.pgd(model, x, y, eps=0.1, eps_iter=0.01, nb_iter=20, rand_init=False)
+    pgd = ProjectedGradientDescent(art_attacks.estimator(lambda b: model(b, training=False)), eps=0.1,
+                                   eps_step=0.01, max_iter=20, num_random_init=0, verbose=False)
+    theirs = pgd.generate(x, y=np.eye(10, dtype=np.float32)[y])
+    assert np.max(np.abs(theirs - x)) <= 0.1 + 1e-6
+    # Same sign steps from the same start: the same images up to float rounding at the projection.
+    assert np.mean(np.isclose(ours, theirs, atol=1e-5)) > 0.99
+
+
+def test_adapter_gradient_is_the_bpda_gradient_for_aegan(toy):
+    _, x, y = toy
+    classifier = cbuilders.classifier_c(units=16)  # untrained: a confident toy model's gradient underflows to 0
+    defense = build_defended(networks.encoder(4, 2), networks.decoder(4, 2), classifier, steps=3, threshold=None)
+    clf = art_attacks.as_estimator(defense, "white")
+    grad = clf.loss_gradient(x, np.eye(10, dtype=np.float32)[y])
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(
+            y, threats.white_box_fn(defense)(xt), from_logits=True))
+    expected = tape.gradient(loss, xt).numpy()
+    assert np.abs(grad).sum() > 0
+    # ART averages its loss over the batch; the BPDA gradient is summed here.
+    np.testing.assert_allclose(grad * len(x), expected, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,kwargs", [("autoattack", {"eps": 0.2, "max_iter": 10, "square_queries": 20}), ("square", {"eps": 0.2, "max_iter": 20}),
+                                         ("jsma", {}), ("cw_linf", {"max_iter": 10})])
+def test_art_attacks_fool_a_toy_model_within_their_budget(toy, name, kwargs):
+    model, x, y = toy
+    fn = lambda b: model(b, training=False)  # noqa: E731
+    x_adv = art_attacks.ATTACKS[name](fn, x[:8], y[:8], **kwargs)
+    assert x_adv.shape == x[:8].shape and x_adv.min() >= 0 and x_adv.max() <= 1
+    if "eps" in kwargs:
+        assert np.max(np.abs(x_adv - x[:8])) <= kwargs["eps"] + 1e-5
+    fooled = np.mean(np.argmax(np.asarray(fn(x_adv)), 1) != y[:8])
+    assert fooled > 0, f"{name} fooled no image of a toy model"
