@@ -57,7 +57,7 @@ def test_deterministic_for_a_seed(tiny):
 def test_unknown_names_fail_early(tiny):
     model, x, y = tiny
     with pytest.raises(ValueError, match="Unknown attack"):
-        evaluation.evaluate(model, x, y, attacks=("jsma",))
+        evaluation.evaluate(model, x, y, attacks=("lbfgs",))
     with pytest.raises(ValueError, match="threat"):
         evaluation.evaluate(model, x, y, attacks=("fgsm",), threats=("grey",))
     with pytest.raises(ValueError, match="holdout"):
