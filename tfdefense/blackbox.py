@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdefense import progress
-from tfdefense.classifiers.builders import build_classifier
+from tfdefense.networks import build_classifier
 
 
 @dataclasses.dataclass

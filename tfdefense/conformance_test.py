@@ -110,3 +110,29 @@ def _check_export(model, x, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {f[:-4] for f in os.listdir(outdir)} == set(OUTPUTS)
     np.testing.assert_allclose(np.load(outdir / "logits.npy"), model.defend(x)["logits"], atol=1e-4)
+
+
+def test_families_never_import_each_other():
+    """A family folder imports shared modules only (tests excepted), so adding or removing one touches no other."""
+    import ast
+
+    root = os.path.dirname(os.path.abspath(tfdefense.__file__))
+    folders = {registry.get_family(registry.get_entry(n)["family"]).load.__module__.split(".")[1]
+               for n in registry.list_models() if not n.startswith("tiny_")}
+    assert {"aegan", "classifiers", "defensegan", "magnet"} <= folders
+    for folder in folders:
+        for dirpath, _, files in os.walk(os.path.join(root, folder)):
+            for fname in files:
+                if not fname.endswith(".py") or fname.endswith("_test.py"):
+                    continue
+                tree = ast.parse(open(os.path.join(dirpath, fname)).read())
+                for node in ast.walk(tree):
+                    names = []
+                    if isinstance(node, ast.ImportFrom) and node.module:
+                        names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                    elif isinstance(node, ast.Import):
+                        names = [a.name for a in node.names]
+                    for name in names:
+                        parts = name.split(".")
+                        other = parts[1] if len(parts) > 1 and parts[0] == "tfdefense" else None
+                        assert other not in folders - {folder}, f"{folder}/{fname} imports the {other} family"

@@ -1,9 +1,16 @@
-"""Network builders several families share: Table 6 of aegan_rs.txt (AE-GAN, MagNet, the Defense-GAN generator).
+"""Network builders several families share.
 
-All three take a ``filters`` width (64 in the paper) so tests can build tiny ones.
+* Table 6 of aegan_rs.txt: `encoder`, `decoder`, `discriminator` (AE-GAN,
+  MagNet, the Defense-GAN generator). They take a ``filters`` width (64 in
+  the paper) so tests can build tiny ones.
+* Table 5 of aegan_rs.txt (after Defense-GAN): the classifiers A, B and C
+  (`classifier_a`, ..., `build_classifier`), which every defense protects
+  and the robust-classifier families train. Each outputs **logits**: attacks
+  need them, and the softmax lives in the loss (``from_logits=True``).
 
 Reference:
-    Encoder-assisted search in the latent coding space (AE-GAN+rs), Table 6.
+    Encoder-assisted search in the latent coding space (AE-GAN+rs), Tables 5-6;
+    Samangouei et al., Defense-GAN, ICLR 2018.
 """
 
 import keras
@@ -75,3 +82,73 @@ def discriminator(filters=64, input_shape=IMAGE_SHAPE, name="discriminator", bat
     """
     return keras.Sequential([keras.Input(input_shape), *_conv_stack(filters, name, batch_norm),
                              layers.Dense(1, name=f"{name}_logit", dtype="float32")], name=name)
+
+
+INPUT_SHAPE = IMAGE_SHAPE
+
+
+def classifier_a(input_shape=INPUT_SHAPE, num_classes=10, filters=64, units=128, name="classifier_a"):
+    """Conv(64,5x5,1)-ReLU-Conv(64,5x5,2)-ReLU-Dropout(.25)-FC(128)-ReLU-Dropout(.5)-FC(10).
+
+    Example:
+        >>> classifier_a().count_params()
+        924746
+    """
+    return keras.Sequential([
+        keras.Input(input_shape),
+        layers.Conv2D(filters, 5, strides=1, padding="valid", activation="relu"),
+        layers.Conv2D(filters, 5, strides=2, padding="valid", activation="relu"),
+        layers.Dropout(0.25),
+        layers.Flatten(),
+        layers.Dense(units, activation="relu"),
+        layers.Dropout(0.5),
+        layers.Dense(num_classes),
+    ], name=name)
+
+
+def classifier_b(input_shape=INPUT_SHAPE, num_classes=10, filters=64, name="classifier_b"):
+    """Conv(64,8x8,2)-ReLU-Conv(128,6x6,2)-ReLU-Conv(128,5x5,1)-ReLU-Dropout(.5)-FC(10).
+
+    Padding as in the Defense-GAN/CleverHans model B: SAME, VALID, VALID.
+
+    Example:
+        >>> classifier_b().count_params()
+        710218
+    """
+    return keras.Sequential([
+        keras.Input(input_shape),
+        layers.Conv2D(filters, 8, strides=2, padding="same", activation="relu"),
+        layers.Conv2D(2 * filters, 6, strides=2, padding="valid", activation="relu"),
+        layers.Conv2D(2 * filters, 5, strides=1, padding="valid", activation="relu"),
+        layers.Dropout(0.5),
+        layers.Flatten(),
+        layers.Dense(num_classes),
+    ], name=name)
+
+
+def classifier_c(input_shape=INPUT_SHAPE, num_classes=10, units=200, name="classifier_c"):
+    """FC(200)-ReLU-Dropout(.5)-FC(200)-ReLU-Dropout(.5)-FC(10).
+
+    Example:
+        >>> classifier_c().count_params()
+        199210
+    """
+    return keras.Sequential([
+        keras.Input(input_shape),
+        layers.Flatten(),
+        layers.Dense(units, activation="relu"),
+        layers.Dropout(0.5),
+        layers.Dense(units, activation="relu"),
+        layers.Dropout(0.5),
+        layers.Dense(num_classes),
+    ], name=name)
+
+
+BUILDERS = {"a": classifier_a, "b": classifier_b, "c": classifier_c}
+
+
+def build_classifier(arch, **kwargs):
+    """Builds classifier ``arch`` in {"a", "b", "c"} with builder kwargs."""
+    if arch not in BUILDERS:
+        raise ValueError(f"Unknown classifier architecture {arch!r}; choose one of {sorted(BUILDERS)}.")
+    return BUILDERS[arch](**kwargs)

@@ -1,14 +1,10 @@
 """The paper classifiers A, B, C as a model family with pretrained entries."""
 
-import os
-
 import keras
 
-from tfdefense import datasets, evaluation, registry
-from tfdefense.defended import DefendedClassifier
+from tfdefense import classifier_io, registry
 from tfdefense.classifiers.builders import build_classifier, classifier_a, classifier_b, classifier_c
 
-WEIGHTS = "model.weights.h5"
 _REFERENCE = "aegan_rs.txt (Table 5 architectures, Table 7 training; Section 4.1 accuracies)"
 _REPORTED = {("a", "mnist"): 0.990, ("a", "fashion_mnist"): 0.918}
 _SHORT = {"mnist": "mnist", "fashion_mnist": "fmnist"}
@@ -42,30 +38,20 @@ def _build_for_training(entry, config):
     return model
 
 
-def save_classifier(model, entry, out_dir):
-    # A fresh, uncompiled copy so the shipped file holds no optimizer state.
-    clean = build_classifier(**entry["config"])
-    clean.set_weights(model.get_weights())
-    clean.save_weights(os.path.join(out_dir, WEIGHTS))
-    return [WEIGHTS]
+def _save(model, entry, out_dir):
+    return classifier_io.save_classifier(model, entry["config"]["arch"], out_dir)
 
 
-def measure_classifier(model, entry):
-    x, y = datasets.load(entry["metadata"]["dataset"], "test")
-    return {"clean_accuracy": {"value": round(evaluation.accuracy(model, x, y), 4),
-                               "split": "test", "n": int(len(x))}}
+def _measure(model, entry):
+    return classifier_io.measure_classifier(model, entry["metadata"]["dataset"])
 
 
-def load_classifier(entry, folder):
-    """The classifier as a defense with no purifier and no detector: the same
-    input checks, outputs and export as every entry; the keras model is ``.classifier``."""
-    model = build_classifier(**entry["config"])
-    model.load_weights(os.path.join(folder, WEIGHTS))
-    return DefendedClassifier(model, name=entry["name"])
+def _load(entry, folder):
+    return classifier_io.load_classifier(entry["config"]["arch"], folder, entry["name"])
 
 
-registry.register_family(registry.Family("classifier", _build_for_training, save_classifier, measure_classifier,
-                                         load_classifier, tiny={"config": {"arch": "c"}}))
+registry.register_family(registry.Family("classifier", _build_for_training, _save, _measure, _load,
+                                         tiny={"config": {"arch": "c"}}))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)
 

@@ -15,7 +15,7 @@ import os
 
 import keras
 
-from tfdefense import calibration, classifiers, networks, registry
+from tfdefense import calibration, classifier_io, networks, registry
 from tfdefense.defended import DefendedClassifier
 from tfdefense.defensegan.model import WGANGP
 from tfdefense.defensegan.robust import ManifoldAdversarialTraining
@@ -108,21 +108,16 @@ def _build_robust(entry, config):
     return model
 
 
-def _as_classifier_entry(entry):
-    """The entry as the classifier family sees it: only the architecture in ``config``."""
-    return {**entry, "config": {"arch": entry["config"]["arch"]}}
-
-
 def _save_robust(model, entry, out_dir):
-    return classifiers.save_classifier(model.classifier, _as_classifier_entry(entry), out_dir)
+    return classifier_io.save_classifier(model.classifier, entry["config"]["arch"], out_dir)
 
 
 def _measure_robust(model, entry):
-    return classifiers.measure_classifier(model.classifier, entry)
+    return classifier_io.measure_classifier(model.classifier, entry["metadata"]["dataset"])
 
 
 def _load_robust(entry, folder):
-    return classifiers.load_classifier(_as_classifier_entry(entry), folder)
+    return classifier_io.load_classifier(entry["config"]["arch"], folder, entry["name"])
 
 
 registry.register_family(registry.Family("defensegan", _build_for_training, _save, _measure, _load,
