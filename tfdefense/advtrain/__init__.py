@@ -1,0 +1,77 @@
+"""PGD adversarial training (Madry et al. 2018): a robust classifier, no purifier, no detector.
+
+The baseline column "Adv. Tr." of aegan_rs.txt's Table 1: classifier A
+trained on PGD examples (Linf eps 0.3, 40 steps of 0.01, random start) made
+inside each training step. A second recipe, FGSM with a random start
+(Wong et al. 2020, one step of 1.25 eps), costs about 20x less and is a
+separate entry. Both load as a `DefendedClassifier` with neither role, and
+white-box attacks use the classifier's exact gradient.
+
+Example:
+    >>> import tfdefense
+    >>> model = tfdefense.load("advtrain_a_mnist")      # doctest: +SKIP
+
+Reference:
+    Madry et al. (ICLR 2018); Wong, Rice, Kolter (ICLR 2020); aegan_rs.txt Table 1.
+"""
+
+import keras
+
+from tfdefense import classifier_io, registry
+from tfdefense.advtrain.model import AdversarialTraining, linf_attack
+from tfdefense.networks import build_classifier
+
+# aegan_rs.txt Table 1, "Adv. Tr." column (eps 0.3).
+_REPORTED = {"mnist": {"white_box": {"fgsm_0.3": 0.949, "pgd_0.3": 0.920, "cw_l2": 0.772},
+                       "black_box": {"fgsm_0.3": 0.971},
+                       "madry_challenge": {"pgd_100_50_restarts": 0.896, "best_attack": 0.880}},
+             "fashion_mnist": {"white_box": {"fgsm_0.3": 0.739, "pgd_0.3": 0.717, "cw_l2": 0.308}}}
+RECIPES = {"pgd": {"steps": 40, "step_size": 0.01}, "fgsm_rs": {"steps": 1, "step_size": 0.375}}
+
+
+def _entries():
+    entries = {}
+    for dataset, short in (("mnist", "mnist"), ("fashion_mnist", "fmnist")):
+        for recipe, suffix in (("pgd", ""), ("fgsm_rs", "_fast")):
+            entries[f"advtrain_a_{short}{suffix}"] = {
+                "family": "advtrain",
+                "config": {"arch": "a", "eps": 0.3, **RECIPES[recipe], "clean_weight": 0.0},
+                "path": f"advtrain_a_{short}{suffix}",
+                "train": {"epochs": 10 if recipe == "pgd" else 20, "batch_size": 100, "learning_rate": 1e-3,
+                          "seed": 0},
+                "metadata": {
+                    "dataset": dataset,
+                    "description": f"Classifier A adversarially trained on {dataset} with "
+                                   + ("40-step PGD (Madry et al.)" if recipe == "pgd" else
+                                      "FGSM from a random start (Wong et al. 2020)") + ", Linf eps 0.3.",
+                    "reported": _REPORTED[dataset] if recipe == "pgd" else {},
+                    "reference": "Madry et al. 2018; Wong et al. 2020; aegan_rs.txt Table 1 (Adv. Tr.)"},
+            }
+    return entries
+
+
+def _build_for_training(entry, config):
+    c = {k: v for k, v in entry["config"].items() if k != "arch"}
+    model = AdversarialTraining(build_classifier(entry["config"]["arch"]), seed=config["seed"], **c)
+    model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
+    return model
+
+
+def _save(model, entry, out_dir):
+    return classifier_io.save_classifier(model.classifier, entry["config"]["arch"], out_dir)
+
+
+def _measure(model, entry):
+    return classifier_io.measure_classifier(model.classifier, entry["metadata"]["dataset"])
+
+
+def _load(entry, folder):
+    return classifier_io.load_classifier(entry["config"]["arch"], folder, entry["name"])
+
+
+registry.register_family(registry.Family("advtrain", _build_for_training, _save, _measure, _load,
+                                         tiny={"config": {"arch": "c", "steps": 2, "step_size": 0.1}}))
+for _name, _entry in _entries().items():
+    registry.register(_name, _entry)
+
+__all__ = ["AdversarialTraining", "linf_attack"]
