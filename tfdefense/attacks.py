@@ -304,5 +304,23 @@ def cw_l2(model_fn, x, y=None, *, confidence=0.0, learning_rate=0.1, binary_sear
     return _batched(run, x, y, batch_size, "cw_l2")
 
 
+def half_mask(model_fn, x, y=None, *, side="bottom", value=0.0):
+    """Blocks half of each image (sets it to ``value``): the Half-Masked corruption of Table 3 of
+    aegan_rs.txt, which shows what a search adds when the encoder's code is far off.
+
+    It ignores ``model_fn`` (the corruption is the same under every threat model).
+    """
+    x, _ = _check(x, y)
+    sides = ("top", "bottom", "left", "right")
+    if side not in sides:
+        raise ValueError(f"side must be one of {sides}, got {side!r}.")
+    out = x.copy()
+    h, w = x.shape[1] // 2, x.shape[2] // 2
+    region = {"top": np.s_[:, :h], "bottom": np.s_[:, h:], "left": np.s_[:, :, :w], "right": np.s_[:, :, w:]}[side]
+    out[region] = value
+    return out
+
+
 ATTACKS = {"fgsm": fgsm, "bim": bim, "pgd": pgd, "mim": mim, "cw": cw_l2, "spsa": spsa,
-           "deepfool": deepfool, "deepfool_linf": lambda *a, **k: deepfool(*a, norm="linf", **k)}
+           "deepfool": deepfool, "deepfool_linf": lambda *a, **k: deepfool(*a, norm="linf", **k),
+           "half_mask": half_mask}

@@ -92,3 +92,12 @@ def test_detector_aware_pgd_keeps_score_under_threshold(toy):
     plain = attacks.pgd(model, x, y, eps=0.1, nb_iter=20)
     assert np.mean(score(tf.constant(adv)).numpy() > threshold) < np.mean(score(tf.constant(plain)).numpy() > threshold) + 1e-9
     assert np.max(np.abs(adv - x)) <= 0.1 + 1e-6
+
+
+def test_half_mask_blocks_exactly_half():
+    x = np.ones((2, 28, 28, 1), np.float32)
+    out = attacks.half_mask(None, x, side="bottom")
+    assert out[:, :14].min() == 1 and out[:, 14:].max() == 0 and out.mean() == 0.5
+    assert attacks.half_mask(None, x, side="left")[:, :, :14].max() == 0
+    with pytest.raises(ValueError, match="side"):
+        attacks.half_mask(None, x, side="middle")

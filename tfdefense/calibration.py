@@ -78,7 +78,7 @@ def detector_scores(model, x, seed=0, batch_size=256):
     return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in model.thresholds}
 
 
-def tune_step_size(build, x, y, *, eps=0.3, seed=0, step_sizes=STEP_SIZES, attacks_used=("fgsm",)):
+def tune_step_size(build, x, y, *, eps=0.3, seed=0, step_sizes=STEP_SIZES, attacks_used=("fgsm", "pgd")):
     """The latent-search step size with the best worst-case accuracy over gray-box attacks.
 
     Args:
@@ -87,7 +87,8 @@ def tune_step_size(build, x, y, *, eps=0.3, seed=0, step_sizes=STEP_SIZES, attac
         eps: Linf budget of the attacks.
         step_sizes: candidates.
         attacks_used: gray-box attacks (names in `tfdefense.attacks.ATTACKS`) whose
-            minimum accuracy is maximised.
+            minimum accuracy is maximised. FGSM alone once chose a step that cost
+            aegan_fmnist 20 points of gray-box PGD, so both by default.
 
     Returns:
         ``({"step_size": best}, table)`` with the accuracy per attack and step size.

@@ -52,6 +52,7 @@ flags.DEFINE_integer("restarts", None, "Override the random restarts R.")
 flags.DEFINE_float("threshold", None, "Override the detector threshold.")
 flags.DEFINE_integer("version", None, "Export version (default: the next free one).")
 flags.DEFINE_list("step_sizes", [], "Candidate search step sizes for `calibrate` (default: calibration.STEP_SIZES).")
+flags.DEFINE_list("tune_attacks", [], "Gray-box attacks whose worst case `calibrate` maximises (default: fgsm,pgd).")
 flags.DEFINE_string("source", None, "Folder with exported weights to calibrate (default: saved_models/<name>).")
 
 COMMANDS = ("list", "train", "evaluate", "export", "calibrate", "card")
@@ -173,6 +174,8 @@ def cmd_calibrate(args):
             options["step_sizes"] = tuple(float(s) for s in FLAGS.step_sizes)
         except ValueError:
             _usage(f"--step_sizes must be numbers, got {','.join(FLAGS.step_sizes)}.")
+    if FLAGS.tune_attacks:
+        options["attacks_used"] = tuple(FLAGS.tune_attacks)
     card = calibration.calibrate(args[0], FLAGS.source, **options)
     print(json.dumps({"inference": card["inference"], "calibration": card["calibration"]}, indent=2))
 

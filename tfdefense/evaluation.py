@@ -57,10 +57,12 @@ DEFAULT_PARAMS = {
     "square": {"max_iter": 1000, "p_init": 0.8, "n": 100},
     "jsma": {"theta": 1.0, "gamma": 0.1, "n": 100},
     "cw_linf": {"max_iter": 100, "learning_rate": 0.01, "confidence": 0.0, "n": 100},
+    # A corruption, not an attack: the same images under every threat model.
+    "half_mask": {"side": "bottom", "value": 0.0},
 }
 ATTACKS = {**attacks_lib.ATTACKS, **art_attacks.ATTACKS}
 # No eps: they look for a small perturbation in their own norm (L2, L0, Linf).
-L2_ATTACKS = ("cw", "deepfool", "jsma", "cw_linf")
+L2_ATTACKS = ("cw", "deepfool", "jsma", "cw_linf", "half_mask")
 SEEDED = ("pgd", "spsa", "pgd_detector", "autoattack", "square")
 BLACK_BOX_DEFAULTS = {"arch": "b", "rounds": 6, "epochs": 10, "lmbda": 0.1}
 
