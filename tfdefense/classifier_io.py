@@ -16,9 +16,18 @@ from tfdefense.networks import build_classifier
 WEIGHTS = "model.weights.h5"
 
 
+# The keys of an entry's config that describe the network (the rest are training settings).
+ARCHITECTURE_KEYS = ("arch", "filters", "units")
+
+
+def architecture(config):
+    """The builder arguments in an entry's ``config``."""
+    return {k: config[k] for k in ARCHITECTURE_KEYS if k in config}
+
+
 def save_classifier(model, arch, out_dir):
-    """Writes the weights of ``model`` (architecture ``arch``) without optimizer state."""
-    clean = build_classifier(arch)  # a fresh, uncompiled copy: the shipped file holds no optimizer state
+    """Writes the weights of ``model`` (builder arguments ``arch``) without optimizer state."""
+    clean = build_classifier(**arch)  # a fresh, uncompiled copy: the shipped file holds no optimizer state
     clean.set_weights(model.get_weights())
     clean.save_weights(os.path.join(out_dir, WEIGHTS))
     return [WEIGHTS]
@@ -32,7 +41,21 @@ def measure_classifier(model, dataset):
 
 
 def load_classifier(arch, folder, name):
-    """The classifier in ``folder`` as a defense named ``name``."""
-    model = build_classifier(arch)
+    """The classifier in ``folder`` (builder arguments ``arch``) as a defense named ``name``."""
+    model = build_classifier(**arch)
     model.load_weights(os.path.join(folder, WEIGHTS))
     return DefendedClassifier(model, name=name)
+
+
+# The three `registry.Family` hooks of a family whose product is a classifier.
+# ``model`` is the classifier itself or a training wrapper holding it as ``.classifier``.
+def save(model, entry, out_dir):
+    return save_classifier(getattr(model, "classifier", model), architecture(entry["config"]), out_dir)
+
+
+def measure(model, entry):
+    return measure_classifier(getattr(model, "classifier", model), entry["metadata"]["dataset"])
+
+
+def load(entry, folder):
+    return load_classifier(architecture(entry["config"]), folder, entry["name"])

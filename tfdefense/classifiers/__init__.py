@@ -38,19 +38,8 @@ def _build_for_training(entry, config):
     return model
 
 
-def _save(model, entry, out_dir):
-    return classifier_io.save_classifier(model, entry["config"]["arch"], out_dir)
-
-
-def _measure(model, entry):
-    return classifier_io.measure_classifier(model, entry["metadata"]["dataset"])
-
-
-def _load(entry, folder):
-    return classifier_io.load_classifier(entry["config"]["arch"], folder, entry["name"])
-
-
-registry.register_family(registry.Family("classifier", _build_for_training, _save, _measure, _load,
+registry.register_family(registry.Family("classifier", _build_for_training, classifier_io.save, classifier_io.measure,
+                                         classifier_io.load,
                                          tiny={"config": {"arch": "c"}}))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)

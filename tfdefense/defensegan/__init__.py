@@ -108,25 +108,13 @@ def _build_robust(entry, config):
     return model
 
 
-def _save_robust(model, entry, out_dir):
-    return classifier_io.save_classifier(model.classifier, entry["config"]["arch"], out_dir)
-
-
-def _measure_robust(model, entry):
-    return classifier_io.measure_classifier(model.classifier, entry["metadata"]["dataset"])
-
-
-def _load_robust(entry, folder):
-    return classifier_io.load_classifier(entry["config"]["arch"], folder, entry["name"])
-
-
 registry.register_family(registry.Family("defensegan", _build_for_training, _save, _measure, _load,
                                          inference=INFERENCE_DEFAULTS, tune=calibration.tune_step_size,
                                          calibration={"fpr": 0.05, "n": 100},
                                          tiny={"config": {"latent_dim": 4, "filters": 2, "critic_steps": 1},
                                                "inference": {"steps": 2, "restarts": 2}}))
-registry.register_family(registry.Family("manifold_classifier", _build_robust, _save_robust, _measure_robust,
-                                         _load_robust, tiny={"config": {"attack_steps": 1, "pairs": 2}}))
+registry.register_family(registry.Family("manifold_classifier", _build_robust, classifier_io.save,
+                                         classifier_io.measure, classifier_io.load, tiny={"config": {"attack_steps": 1, "pairs": 2}}))
 for _name, _entry in {**_entries(), **_robust_entries()}.items():
     registry.register(_name, _entry)
 
