@@ -15,6 +15,7 @@ value), checked against the settings the model's family declares, e.g.
 --set=steps=30 --set=threshold=null; --steps, --restarts and --threshold are
 shorthands for the latent-search settings.
     tfdefense card <name> --reports=DIR1/report.json,DIR2/report.json   (merge reports into the card)
+    tfdefense leaderboard [--output=docs/leaderboard.md]                 (every pretrained defense side by side)
 """
 
 import json
@@ -47,6 +48,7 @@ flags.DEFINE_integer("sweep_n", 200, "Images for the eps sweep and the detector 
 flags.DEFINE_boolean("sanity", False, "Run the built-in sanity checks.")
 flags.DEFINE_boolean("update_card", False, "Write the measured numbers into the model card (--update-card).")
 flags.DEFINE_list("reports", [], "report.json files for `card`.")
+flags.DEFINE_string("output", "docs/leaderboard.md", "Where `leaderboard` writes its page (and leaderboard.png).")
 flags.DEFINE_integer("steps", None, "Override the latent search steps L.")
 flags.DEFINE_integer("restarts", None, "Override the random restarts R.")
 flags.DEFINE_float("threshold", None, "Override the detector threshold.")
@@ -55,7 +57,7 @@ flags.DEFINE_list("step_sizes", [], "Candidate search step sizes for `calibrate`
 flags.DEFINE_list("tune_attacks", [], "Gray-box attacks whose worst case `calibrate` maximises (default: fgsm,pgd).")
 flags.DEFINE_string("source", None, "Folder with exported weights to calibrate (default: saved_models/<name>).")
 
-COMMANDS = ("list", "train", "evaluate", "export", "calibrate", "card")
+COMMANDS = ("list", "train", "evaluate", "export", "calibrate", "card", "leaderboard")
 # What `tfdefense evaluate` runs without arguments: the flagship defense, clean
 # and under gray-box FGSM and PGD (eps 0.3) on 1000 test images, seed 0.
 DEFAULT_MODEL = "aegan_mnist"
@@ -188,6 +190,15 @@ def cmd_card(args):
     for path in FLAGS.reports:
         card = harness.write_to_card(args[0], evaluation.Report.read(path))
     print(json.dumps(card["measured"], indent=2))
+
+
+def cmd_leaderboard(args):
+    if args:
+        _usage("leaderboard takes no model name.")
+    from tfdefense import leaderboard
+
+    table = leaderboard.write(FLAGS.output)
+    print(f"{FLAGS.output}: {len(table)} models")
 
 
 def main(argv):
