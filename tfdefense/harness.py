@@ -51,6 +51,8 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
                                  name=name, dataset=dataset, split=split, holdout=holdout,
                                  black_box=black_box)
     report.settings["overrides"] = overrides
+    if output_dir:  # the numbers first: a failure while drawing figures must not lose them
+        report.write(output_dir)
     figures = {}
     defended = hasattr(model, "defend")
     if output_dir:

@@ -6,6 +6,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tfdefense.purification import roc_curve  # noqa: E402
+
 
 def _save(fig, path):
     fig.tight_layout()
