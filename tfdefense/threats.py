@@ -55,9 +55,10 @@ def purified_fn(model, seed=0, bpda=None):
     if bpda is not None and bpda not in BPDA + ("gfx",):
         raise ValueError(f"bpda must be one of {BPDA}, got {bpda!r}.")
     seed = tf.constant(seed, tf.int32)
-    if gradient_kind(model, bpda) == "exact":
+    kind = gradient_kind(model, bpda)
+    if kind == "exact":
         return lambda x: model.pipeline(x, seed)["purified"]
-    backward = model.purifier.surrogate if gradient_kind(model, bpda) != "bpda:identity" else tf.identity
+    backward = tf.identity if kind == "bpda:identity" else model.purifier.surrogate
 
     @tf.custom_gradient
     def purify(x):
