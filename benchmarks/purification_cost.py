@@ -1,4 +1,5 @@
-"""Cost versus robustness: AE-GAN+rs against Defense-GAN on the same images.
+"""Cost versus robustness: AE-GAN+rs, Defense-GAN and the one-pass purifiers
+(MagNet's reformer, APE-GAN) on the same images.
 
 One run measures, for each search setting (AE-GAN+rs over L and R,
 Defense-GAN over L and R), on the same ``eval`` images and the same
@@ -37,7 +38,7 @@ flags.DEFINE_integer("speed_batch", 128, "Images in the timed batch.")
 flags.DEFINE_float("eps", 0.3, "FGSM budget.")
 flags.DEFINE_integer("seed", 0, "Image sampling and attack seed.")
 flags.DEFINE_boolean("speed_only", False, "Measure throughput only (skip the accuracy columns).")
-flags.DEFINE_string("only", None, "Comma-separated methods to run (aegan, defensegan); default both.")
+flags.DEFINE_string("only", None, "Comma-separated methods to run (aegan, defensegan, magnet, apegan); default all.")
 flags.DEFINE_string("output_dir", None, "Where to write cost.json, table2.md and accuracy_vs_compute.png.")
 FLAGS = flags.FLAGS
 
@@ -47,6 +48,9 @@ SETTINGS = (("aegan", 1, 0), ("aegan", 1, 10), ("aegan", 1, 15), ("aegan", 1, 60
             ("defensegan", 1, 10), ("defensegan", 1, 60), ("defensegan", 1, 200),
             ("defensegan", 10, 10), ("defensegan", 10, 60), ("defensegan", 10, 200))
 HEAVY = 1000  # gradient steps per image above which n_heavy images are used
+# Purifiers that take one forward pass (no search): timed and evaluated in the same run, R = L = 0.
+ONE_PASS = ("magnet", "apegan")
+NAMES = {"aegan": "AE-GAN+rs", "defensegan": "Defense-GAN", "magnet": "MagNet (reformer)", "apegan": "APE-GAN"}
 
 # aegan_rs.txt Table 2 (classifier A, FGSM eps 0.3): {dataset: {(method, R, L): (clean, white, gray)}}.
 PAPER_TABLE2 = {
@@ -84,14 +88,18 @@ def _images_per_s(model, x):
 
 
 def measure_setting(method, restarts, steps, short, x, y):
-    """One row: cost and Table 2 accuracies of a search setting."""
+    """One row: cost and Table 2 accuracies of a search setting (R = L = 0: a one-pass purifier)."""
     from tfdefense import evaluation
     from tfdefense.purification import cost
 
-    model, pretrained = _load(f"{method}_{short}", steps=steps, restarts=restarts, threshold=None)
+    if method in ONE_PASS:  # no search; every detector off, as for the search rows
+        model, pretrained = _load(f"{method}_{short}", thresholds=None)
+        flops = cost.forward_flops(model.purifier.model)
+    else:
+        model, pretrained = _load(f"{method}_{short}", steps=steps, restarts=restarts, threshold=None)
+        flops = cost.search_flops(model.purifier.decoder, model.purifier.encoder, steps, restarts)
     row = {"method": method, "restarts": restarts, "steps": steps, "gradient_steps": steps * restarts,
-           "pretrained": pretrained, "flops_per_image": cost.search_flops(model.purifier.decoder, model.purifier.encoder, steps, restarts),
-           "images_per_s": _images_per_s(model, x[:FLAGS.speed_batch])}
+           "pretrained": pretrained, "flops_per_image": flops, "images_per_s": _images_per_s(model, x[:FLAGS.speed_batch])}
     n = FLAGS.n_heavy if steps * restarts > HEAVY else FLAGS.n
     row["n"] = min(n, len(x))
     if pretrained and not FLAGS.speed_only:
@@ -101,7 +109,7 @@ def measure_setting(method, restarts, steps, short, x, y):
         row.update(clean=round(report.clean["accuracy_defended"], 4),
                    gray_fgsm=round(by_threat["gray"].accuracy_defended, 4),
                    white_fgsm=round(by_threat["white"].accuracy_defended, 4),
-                   white_bpda=model.purifier.bpda)
+                   white_gradient=report.settings["white_box_gradient"])
     return row
 
 
@@ -110,7 +118,7 @@ def table2_markdown(result):
     paper = PAPER_TABLE2.get(result["dataset"], {})
     lines = [f"Classifier A, {result['dataset']} eval split, FGSM eps={result['eps']}, seed {result['seed']}; "
              "threshold off (no rejection); white-box = BPDA (AE-GAN: through G(F(x)); Defense-GAN: identity), "
-             "1 EOT sample. Paper values (aegan_rs.txt Table 2) in brackets.", "",
+             "1 EOT sample; one-pass purifiers (R = L = 0): their exact gradient. Paper values (aegan_rs.txt Table 2) in brackets.", "",
              "| method | R | L | n | images/s | clean | white FGSM | gray FGSM |", "|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         target = paper.get((row["method"], row["restarts"], row["steps"]))
@@ -120,7 +128,7 @@ def table2_markdown(result):
             text = "-" if value is None else f"{value:.3f}"
             return text + (f" ({target[i]:.3f})" if target else "")
 
-        name = "AE-GAN+rs" if row["method"] == "aegan" else "Defense-GAN"
+        name = NAMES[row["method"]]
         lines.append(f"| {name} | {row['restarts']} | {row['steps']} | {row['n']} | {row['images_per_s']} | "
                      f"{cell('clean', 0)} | {cell('white_fgsm', 1)} | {cell('gray_fgsm', 2)} |")
     return "\n".join(lines) + "\n"
@@ -135,10 +143,11 @@ def main(argv):
 
     short = "fmnist" if FLAGS.dataset in ("fmnist", "fashion_mnist") else "mnist"
     dataset = "fashion_mnist" if short == "fmnist" else "mnist"
-    methods = FLAGS.only.split(",") if FLAGS.only else ["aegan", "defensegan"]
+    methods = FLAGS.only.split(",") if FLAGS.only else ["aegan", "defensegan", *ONE_PASS]
     x, y = harness.sample(dataset, max(FLAGS.n, FLAGS.n_heavy, FLAGS.speed_batch), FLAGS.seed)
     result = {"dataset": dataset, "eps": FLAGS.eps, "seed": FLAGS.seed, "speed_batch": FLAGS.speed_batch,
-              "rows": [measure_setting(m, r, s, short, x, y) for m, r, s in SETTINGS if m in methods]}
+              "rows": [measure_setting(m, r, s, short, x, y) for m, r, s in SETTINGS if m in methods]
+              + [measure_setting(m, 0, 0, short, x, y) for m in ONE_PASS if m in methods]}
 
     def find(method, restarts, steps):
         return next((r for r in result["rows"] if (r["method"], r["restarts"], r["steps"]) == (method, restarts, steps)),

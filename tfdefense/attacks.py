@@ -321,6 +321,18 @@ def half_mask(model_fn, x, y=None, *, side="bottom", value=0.0):
     return out
 
 
+def gaussian_noise(model_fn, x, y=None, *, variance=0.05, seed=0):
+    """Benign input: white Gaussian noise of mean 0 and ``variance`` added to
+    each pixel, clipped back to the valid range [0, 1] (ape_gan.txt Table 2,
+    variance 0.05). It ignores ``model_fn``, like `half_mask`.
+    """
+    x, _ = _check(x, y)
+    if not variance >= 0:
+        raise ValueError(f"variance must be >= 0, got {variance!r}.")
+    noise = np.random.default_rng(seed).normal(0.0, np.sqrt(variance), size=x.shape).astype(np.float32)
+    return np.clip(x + noise, 0.0, 1.0)
+
+
 ATTACKS = {"fgsm": fgsm, "bim": bim, "pgd": pgd, "mim": mim, "cw": cw_l2, "spsa": spsa,
            "deepfool": deepfool, "deepfool_linf": lambda *a, **k: deepfool(*a, norm="linf", **k),
-           "half_mask": half_mask}
+           "half_mask": half_mask, "gaussian_noise": gaussian_noise}

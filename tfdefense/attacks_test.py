@@ -101,3 +101,15 @@ def test_half_mask_blocks_exactly_half():
     assert attacks.half_mask(None, x, side="left")[:, :, :14].max() == 0
     with pytest.raises(ValueError, match="side"):
         attacks.half_mask(None, x, side="middle")
+
+
+def test_gaussian_noise_is_seeded_clipped_and_has_its_variance():
+    x = np.full((64, 28, 28, 1), 0.5, np.float32)
+    a = attacks.gaussian_noise(None, x, variance=0.05, seed=1)
+    assert np.array_equal(a, attacks.gaussian_noise(None, x, variance=0.05, seed=1))
+    assert not np.array_equal(a, attacks.gaussian_noise(None, x, variance=0.05, seed=2))
+    assert a.min() >= 0 and a.max() <= 1
+    # At 0.5 the clipping (at 2.2 standard deviations) barely changes the variance.
+    assert abs(np.var(a - x) - 0.05) < 0.005
+    with pytest.raises(ValueError, match="variance"):
+        attacks.gaussian_noise(None, x, variance=-1.0)

@@ -95,6 +95,14 @@ def make_card(entry, config, state, measured, folder, files):
 
 
 REPORTED_KEYS = {"fgsm": "fgsm_0.3", "pgd": "pgd_0.3", "cw": "cw_l2"}
+DEFAULT_EPS = 0.3
+
+
+def result_key(attack, params):
+    """The card key of one result: the attack's name, with its eps appended
+    when that is not the zoo's default 0.3 (``fgsm_0.1``)."""
+    eps = params.get("eps")
+    return attack if eps is None or abs(eps - DEFAULT_EPS) < 1e-9 else f"{attack}_{eps:g}"
 
 
 def _robustness_table(card):
@@ -102,16 +110,22 @@ def _robustness_table(card):
     robustness = card["measured"].get("robustness", {})
     if not robustness:
         return []
-    lines = ["", "| threat | attack | n | defended | no defense | rejected | paper (defended) | settings |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["", "| threat | attack | n | defended | no defense | rejected | paper (defended) "
+             "| mean L2 / Linf of the fooled | settings |", "|---|---|---|---|---|---|---|---|---|"]
     for threat, results in robustness.items():
         for attack, r in results.items():
             paper = card.get("reported", {}).get(threat, {}).get(REPORTED_KEYS.get(attack, attack), "-")
             settings = {k: v for k, v in r["params"].items() if k != "n"}
             lines.append(f"| {threat.replace('_box', '')} | {attack} | {r['n']} | {r['accuracy_defended']:.3f} "
                          f"| {r['accuracy_undefended']:.3f} | {r['rejection_rate']:.3f} | {paper} "
-                         f"| `{json.dumps(settings)}`, seed {r['seed']}, {r['split']} split |")
+                         f"| {_distortion(r)} | `{json.dumps(settings)}`, seed {r['seed']}, {r['split']} split |")
     return lines
+
+
+def _distortion(result):
+    if result.get("mean_l2_fooled") is None:
+        return "-"
+    return f"{result['mean_l2_fooled']:.3f} / {result['mean_linf_fooled']:.3f}"
 
 
 def epochs_trained(training):
@@ -159,10 +173,12 @@ def write_report(folder, report):
     card = read_card(folder, verify=True)
     robustness = card.setdefault("measured", {}).setdefault("robustness", {})
     for r in report.results:
-        robustness.setdefault(f"{r.threat}_box", {})[r.attack] = {
+        robustness.setdefault(f"{r.threat}_box", {})[result_key(r.attack, r.params)] = {
             "accuracy_defended": round(r.accuracy_defended, 4), "accuracy_undefended": round(r.accuracy_undefended, 4),
             "rejection_rate": round(r.rejection_rate, 4), "n": r.n, "params": r.params, "seed": report.seed,
-            "split": report.split}
+            "split": report.split,
+            **{k: round(getattr(r, k), 4) for k in ("mean_linf_fooled", "mean_l2_fooled")
+               if getattr(r, k, None) is not None}}
     card["measured"]["clean_accuracy_defended"] = {"value": round(report.clean["accuracy_defended"], 4),
                                                    "n": report.n, "split": report.split, "seed": report.seed}
     if report.detector:

@@ -33,3 +33,9 @@ def test_tampered_file_is_refused(tmp_path):
     (tmp_path / "model.weights.h5").write_bytes(b"weightz")
     with pytest.raises(cards.WeightsError, match="sha256"):
         cards.read_card(folder)
+
+
+def test_result_key_names_other_budgets():
+    assert cards.result_key("fgsm", {"eps": 0.3}) == "fgsm"
+    assert cards.result_key("fgsm", {"eps": 0.1}) == "fgsm_0.1"
+    assert cards.result_key("cw", {"confidence": 0.0}) == "cw"

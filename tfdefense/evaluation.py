@@ -57,13 +57,14 @@ DEFAULT_PARAMS = {
     "square": {"max_iter": 1000, "p_init": 0.8, "n": 100},
     "jsma": {"theta": 1.0, "gamma": 0.1, "n": 100},
     "cw_linf": {"max_iter": 100, "learning_rate": 0.01, "confidence": 0.0, "n": 100},
-    # A corruption, not an attack: the same images under every threat model.
+    # Corruptions and benign noise, not attacks: the same images under every threat model.
     "half_mask": {"side": "bottom", "value": 0.0},
+    "gaussian_noise": {"variance": 0.05},
 }
 ATTACKS = {**attacks_lib.ATTACKS, **art_attacks.ATTACKS}
-# No eps: they look for a small perturbation in their own norm (L2, L0, Linf).
-L2_ATTACKS = ("cw", "deepfool", "jsma", "cw_linf", "half_mask")
-SEEDED = ("pgd", "spsa", "pgd_detector", "autoattack", "square")
+# No eps: they look for a small perturbation in their own norm (L2, L0, Linf), or are not attacks.
+L2_ATTACKS = ("cw", "deepfool", "jsma", "cw_linf", "half_mask", "gaussian_noise")
+SEEDED = ("pgd", "spsa", "pgd_detector", "autoattack", "square", "gaussian_noise")
 BLACK_BOX_DEFAULTS = {"arch": "b", "rounds": 6, "epochs": 10, "lmbda": 0.1}
 
 
@@ -99,6 +100,9 @@ class AttackResult:
     wall_time_s: float
     # Adversarial examples that no detector flagged and that the final label gets wrong.
     fooled_undetected: float = None
+    # Mean distortion of those successful examples only (None when there are none).
+    mean_linf_fooled: float = None
+    mean_l2_fooled: float = None
 
 
 @dataclasses.dataclass
@@ -134,15 +138,15 @@ class Report:
                  f"Clean: undefended {c['accuracy_undefended']:.3f}, defended {c['accuracy_defended']:.3f}, "
                  f"flagged {c['rejection_rate']:.3f}.", "",
                  "| threat | attack | params | no defense | defended | flagged | defended or flagged "
-                 "| fooled and unflagged | mean Linf | mean L2 | time (s) |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|"]
+                 "| fooled and unflagged | mean Linf | mean L2 | L2 of the fooled | time (s) |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in self.results:
             r = r if isinstance(r, dict) else dataclasses.asdict(r)
             params = {k: v for k, v in r["params"].items()}
             lines.append(f"| {r['threat']} | {r['attack']} (n={r['n']}) | `{json.dumps(params)}` "
                          f"| {r['accuracy_undefended']:.3f} | {r['accuracy_defended']:.3f} | {r['rejection_rate']:.3f} "
                          f"| {r['accuracy_or_rejected']:.3f} | {_fmt(r.get('fooled_undetected'))} "
-                         f"| {r['mean_linf']:.3f} | {r['mean_l2']:.3f} "
+                         f"| {r['mean_linf']:.3f} | {r['mean_l2']:.3f} | {_fmt(r.get('mean_l2_fooled'))} "
                          f"| {r['wall_time_s']:.0f} |")
         if self.substitute:
             lines += ["", f"Black-box substitute: `{json.dumps(self.substitute)}`."]
@@ -213,13 +217,17 @@ def measure(model, classifier, attack, threat, params, x, x_adv, y, seconds):
     label, flagged = defended_outputs(model, x_adv)
     delta = (x_adv - x).reshape(len(x), -1)
     correct = label == y
+    fooled = ~correct & ~np.asarray(flagged, bool)
+    linf, l2 = np.abs(delta).max(1), np.linalg.norm(delta, axis=1)
     return AttackResult(
         attack=attack, threat=threat, params=params, n=int(len(x)),
         accuracy_undefended=accuracy(classifier, x_adv, y, desc=f"{attack} undefended"),
         accuracy_defended=float(np.mean(correct)), rejection_rate=float(np.mean(flagged)),
         accuracy_or_rejected=float(np.mean(correct | flagged)),
-        mean_linf=float(np.abs(delta).max(1).mean()), mean_l2=float(np.linalg.norm(delta, axis=1).mean()),
-        wall_time_s=round(seconds, 1), fooled_undetected=float(np.mean(~correct & ~flagged)))
+        mean_linf=float(linf.mean()), mean_l2=float(l2.mean()), wall_time_s=round(seconds, 1),
+        fooled_undetected=float(np.mean(fooled)),
+        mean_linf_fooled=float(linf[fooled].mean()) if fooled.any() else None,
+        mean_l2_fooled=float(l2[fooled].mean()) if fooled.any() else None)
 
 
 def has_attackable_detector(model):

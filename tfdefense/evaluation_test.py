@@ -87,3 +87,15 @@ def test_report_round_trips_through_json(tiny, tmp_path):
     report.write(str(tmp_path))
     again = evaluation.Report.read(str(tmp_path / "report.json"))
     assert again.to_dict() == report.to_dict()
+
+
+def test_distortion_of_the_fooled_examples_only(tiny):
+    model, x, y = tiny
+    report = evaluation.evaluate(model, x, y, attacks=("fgsm", "gaussian_noise"), threats=("gray",), eps=0.2)
+    fgsm, noise = report.results
+    assert noise.params == {"variance": 0.05} and "eps" not in noise.params
+    for r in (fgsm, noise):
+        if r.fooled_undetected == 0:
+            assert r.mean_l2_fooled is None and r.mean_linf_fooled is None
+        else:
+            assert r.mean_linf_fooled <= (0.2 + 1e-6 if r is fgsm else 1.0) and r.mean_l2_fooled > 0

@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 from tfdefense import cards, registry  # noqa: E402
 
 STANDARD = {"n": 1000, "seed": 0, "split": "eval"}
-REPORTED_KEYS = {"fgsm": "fgsm_0.3", "pgd": "pgd_0.3", "cw": "cw_l2"}
+REPORTED_KEYS = cards.REPORTED_KEYS
+NOT_ATTACKS = ("half_mask", "gaussian_noise")  # corruptions and benign noise
 COLUMNS = (("gray_box", "fgsm"), ("gray_box", "pgd"), ("black_box", "fgsm"))
 
 
@@ -53,7 +54,9 @@ def rows():
         if not robustness:
             continue
         clean = card["measured"].get("clean_accuracy_defended") or card["measured"].get("clean_accuracy")
-        white = robustness.get("white_box", {})
+        # Attacks at the standard budget only (an "fgsm_0.4" key is another eps).
+        white = {k: r for k, r in robustness.get("white_box", {}).items()
+                 if k not in NOT_ATTACKS and k == cards.result_key(k, r["params"])}
         strongest = min(white.items(), key=lambda kv: kv[1]["accuracy_defended"]) if white else None
         row = {"name": name, "dataset": card["dataset"], "clean": clean, "results": {}, "reported": {},
                "strongest_white": strongest, "epochs": cards.epochs_trained(card.get("training", {}))}

@@ -73,15 +73,16 @@ def accuracy_vs_compute(path, result):
     """Gray- and white-box accuracy against gradient steps per image (log x),
     one line per (method, R), from `benchmarks/purification_cost.py` rows."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
-    names = {"aegan": ("AE-GAN+rs", "o-"), "defensegan": ("Defense-GAN", "s--")}
+    names = {"aegan": ("AE-GAN+rs", "o-"), "defensegan": ("Defense-GAN", "s--"),
+             "magnet": ("MagNet reformer", "^"), "apegan": ("APE-GAN", "D")}
     for ax, key in zip(axes, ("gray_fgsm", "white_fgsm")):
         for method, restarts in sorted({(r["method"], r["restarts"]) for r in result["rows"]}):
             rows = [r for r in result["rows"] if (r["method"], r["restarts"]) == (method, restarts)
                     and r.get(key) is not None]
             if rows:
-                label, style = names[method]
+                label, style = names.get(method, (method, "x"))
                 ax.plot([max(r["gradient_steps"], 1) for r in rows], [r[key] for r in rows], style,
-                        label=f"{label} (R={restarts}, L varies)")
+                        label=f"{label} (R={restarts}, L varies)" if restarts else f"{label} (one pass)")
         ax.set_xscale("log")
         ax.set_xlabel("gradient steps per image (L x R; 0 plotted at 1)")
         ax.set_title(f"{key.replace('_', ' ')} (eps={result['eps']}), {result['dataset']}", fontsize=9)
