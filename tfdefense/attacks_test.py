@@ -113,3 +113,14 @@ def test_gaussian_noise_is_seeded_clipped_and_has_its_variance():
     assert abs(np.var(a - x) - 0.05) < 0.005
     with pytest.raises(ValueError, match="variance"):
         attacks.gaussian_noise(None, x, variance=-1.0)
+
+
+def test_pgd_restarts_keep_the_worst_case(toy):
+    model, x, y = toy
+    wrong = lambda adv: np.argmax(np.asarray(model(adv)), 1) != y  # noqa: E731
+    one = attacks.pgd(model, x, y, eps=0.01, eps_iter=0.002, nb_iter=2, seed=3)
+    three = attacks.pgd(model, x, y, eps=0.01, eps_iter=0.002, nb_iter=2, restarts=3, seed=3)
+    np.testing.assert_array_equal(wrong(one) & ~wrong(three), np.zeros(len(x), bool))  # restart 1 is seed 3 too
+    assert np.max(np.abs(three - x)) <= 0.01 + 1e-6
+    with pytest.raises(ValueError, match="restarts"):
+        attacks.pgd(model, x, y, eps=0.1, restarts=2, rand_init=False)

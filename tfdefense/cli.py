@@ -37,7 +37,8 @@ flags.DEFINE_multi_string("set", [], "key=value (JSON value). train: a model set
                           "inference setting the family declares, e.g. --set=steps=30 or --set=threshold=null.")
 flags.DEFINE_string("split", None, "Split for `evaluate` (default: test for clean accuracy, eval for attacks).")
 flags.DEFINE_integer("n", None, "Images to evaluate (clean: the first n; attacks: n drawn by --seed, default 1000).")
-flags.DEFINE_list("attacks", [], "Attacks for `evaluate`: fgsm,bim,pgd,mim,cw,deepfool,deepfool_linf,spsa.")
+flags.DEFINE_list("attacks", [], "Attacks for `evaluate`: fgsm,bim,pgd,pgd_restarts,mim,cw,deepfool,deepfool_linf,spsa, "
+                  "autoattack,square,jsma,cw_linf (ART), half_mask,gaussian_noise (corruptions).")
 flags.DEFINE_list("threat", ["gray"], "Threat models: gray,white,black.")
 flags.DEFINE_float("eps", 0.3, "Linf budget of the Linf attacks.")
 flags.DEFINE_string("output_dir", None, "Where `evaluate` writes report.json, report.md and PNG figures.")

@@ -45,6 +45,8 @@ DEFAULT_PARAMS = {
     "fgsm": {},
     "bim": {"eps_iter": 0.01, "nb_iter": 40},
     "pgd": {"eps_iter": 0.01, "nb_iter": 40, "rand_init": True},
+    # Madry's MNIST challenge protocol: 100 steps, the worst of 10 random starts.
+    "pgd_restarts": {"eps_iter": 0.01, "nb_iter": 100, "rand_init": True, "restarts": 10},
     "mim": {"eps_iter": 0.03, "nb_iter": 20, "decay_factor": 1.0},
     "cw": {"binary_search_steps": 5, "max_iterations": 100, "learning_rate": 0.1, "initial_const": 10.0,
            "confidence": 0.0},
@@ -61,10 +63,10 @@ DEFAULT_PARAMS = {
     "half_mask": {"side": "bottom", "value": 0.0},
     "gaussian_noise": {"variance": 0.05},
 }
-ATTACKS = {**attacks_lib.ATTACKS, **art_attacks.ATTACKS}
+ATTACKS = {**attacks_lib.ATTACKS, **art_attacks.ATTACKS, "pgd_restarts": attacks_lib.pgd}
 # No eps: they look for a small perturbation in their own norm (L2, L0, Linf), or are not attacks.
 L2_ATTACKS = ("cw", "deepfool", "jsma", "cw_linf", "half_mask", "gaussian_noise")
-SEEDED = ("pgd", "spsa", "pgd_detector", "autoattack", "square", "gaussian_noise")
+SEEDED = ("pgd", "pgd_restarts", "spsa", "pgd_detector", "autoattack", "square", "gaussian_noise")
 BLACK_BOX_DEFAULTS = {"arch": "b", "rounds": 6, "epochs": 10, "lmbda": 0.1}
 
 
