@@ -21,13 +21,16 @@ RESULT = {"dataset": "mnist", "eps": 0.3, "seed": 0, "rows": [
      "clean": 0.99, "gray_fgsm": 0.8, "white_fgsm": 0.7},
     {"method": "aegan", "restarts": 1, "steps": 0, "gradient_steps": 0, "n": 4, "images_per_s": 300.0,
      "clean": 0.99, "gray_fgsm": 0.75, "white_fgsm": 0.7},
-    {"method": "defensegan", "restarts": 10, "steps": 200, "gradient_steps": 2000, "n": 2, "images_per_s": 1.0}]}
+    {"method": "defensegan", "restarts": 10, "steps": 200, "gradient_steps": 2000, "n": 2, "images_per_s": 1.0},
+    {"method": "apegan", "restarts": 0, "steps": 0, "gradient_steps": 0, "n": 4, "images_per_s": 5000.0,
+     "clean": 0.98, "gray_fgsm": 0.9, "white_fgsm": 0.1}]}
 
 
 def test_table2_puts_paper_values_beside_measured_ones(tmp_path):
     text = _module().table2_markdown(RESULT)
     assert "| AE-GAN+rs | 1 | 10 | 4 | 100.0 | 0.990 (0.982) | 0.700 (0.984) | 0.800 (0.880) |" in text
     assert "| Defense-GAN | 10 | 200 | 2 | 1.0 | - | - | - |" in text  # no paper value, no accuracy
+    assert "| APE-GAN | 0 | 0 | 4 | 5000.0 | 0.980 | 0.100 | 0.900 |" in text  # one pass: no search
 
 
 def test_accuracy_vs_compute_plot(tmp_path):
