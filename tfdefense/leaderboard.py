@@ -24,7 +24,6 @@ from tfdefense import cards, registry  # noqa: E402
 
 STANDARD = {"n": 1000, "seed": 0, "split": "eval"}
 REPORTED_KEYS = cards.REPORTED_KEYS
-NOT_ATTACKS = ("half_mask", "gaussian_noise")  # corruptions and benign noise
 COLUMNS = (("gray_box", "fgsm"), ("gray_box", "pgd"), ("black_box", "fgsm"))
 
 
@@ -42,6 +41,13 @@ def _nonstandard(result):
             or result.get("split") != STANDARD["split"])
 
 
+def strongest_white(white):
+    """(attack, result) with the lowest accuracy among the card's white-box Linf attacks at the standard
+    eps (not "fgsm_0.4", not the unbounded L2 attacks CW and DeepFool), or None."""
+    linf = {k: r for k, r in white.items() if abs(r["params"].get("eps", -1) - cards.DEFAULT_EPS) < 1e-9}
+    return min(linf.items(), key=lambda kv: kv[1]["accuracy_defended"]) if linf else None
+
+
 def rows():
     """One dict per entry whose card holds measured robustness."""
     out = []
@@ -54,10 +60,7 @@ def rows():
         if not robustness:
             continue
         clean = card["measured"].get("clean_accuracy_defended") or card["measured"].get("clean_accuracy")
-        # Attacks at the standard budget only (an "fgsm_0.4" key is another eps).
-        white = {k: r for k, r in robustness.get("white_box", {}).items()
-                 if k not in NOT_ATTACKS and k == cards.result_key(k, r["params"])}
-        strongest = min(white.items(), key=lambda kv: kv[1]["accuracy_defended"]) if white else None
+        strongest = strongest_white(robustness.get("white_box", {}))
         row = {"name": name, "dataset": card["dataset"], "clean": clean, "results": {}, "reported": {},
                "strongest_white": strongest, "epochs": cards.epochs_trained(card.get("training", {}))}
         for threat, attack in COLUMNS:
@@ -74,7 +77,7 @@ def to_markdown(table):
     lines = ["# tfdefense leaderboard", "",
              "Accuracy of the final label (rejections are not counted as correct) at Linf eps 0.3, classifier A, "
              "from each model card; the paper's figure in brackets. White-box: the lowest accuracy among the "
-             "adaptive attacks run (exact gradient or BPDA + EOT as the defense declares; `pgd_detector` is PGD "
+             "adaptive Linf attacks run at eps 0.3 (exact gradient or BPDA + EOT as the defense declares; `pgd_detector` is PGD "
              "with the detectors in the loss). Standard protocol: n >= 1000, seed 0, the `eval` split; a "
              "dagger marks a cell that departs from it (see the card).", "",
              "| model | dataset | epochs | clean | gray FGSM | gray PGD | black FGSM (substitute B) "

@@ -18,3 +18,12 @@ def test_leaderboard_page_and_figure(tmp_path):
         assert f"`{row['name']}`" in text
     if table:
         assert (tmp_path / "leaderboard.png").stat().st_size > 1000
+
+
+def test_strongest_white_box_is_a_linf_attack_at_the_standard_budget():
+    white = {"pgd": {"accuracy_defended": 0.4, "params": {"eps": 0.3}},
+             "autoattack": {"accuracy_defended": 0.3, "params": {"eps": 0.3}},
+             "cw": {"accuracy_defended": 0.0, "params": {"confidence": 0.0}},
+             "fgsm_0.4": {"accuracy_defended": 0.1, "params": {"eps": 0.4}}}
+    assert leaderboard.strongest_white(white)[0] == "autoattack"
+    assert leaderboard.strongest_white({"cw": white["cw"]}) is None
