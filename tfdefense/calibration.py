@@ -31,8 +31,8 @@ def calibrate(name, folder=None, *, fpr=None, n=None, eps=0.3, seed=0, **options
         name: registered defense (e.g. "aegan_mnist").
         folder: the exported weights (default: ``saved_models/<name>``).
         fpr: target false-positive rate of each detector on clean validation
-            images (default: the family's).
-        n: validation images used (default: the family's; None is all of them).
+            images (default: the entry's ``calibration``, else the family's).
+        n: validation images used (default: as ``fpr``; None is all of them).
         eps: attack budget for the family's tuning hook.
         seed: chooses the validation images.
         **options: passed to the family's tuning hook (e.g. ``step_sizes``).
@@ -42,7 +42,7 @@ def calibrate(name, folder=None, *, fpr=None, n=None, eps=0.3, seed=0, **options
     """
     entry = registry.get_entry(name)
     family = registry.get_family(entry["family"])
-    defaults = family.calibration
+    defaults = {**family.calibration, **entry.get("calibration", {})}  # an entry may override its family
     fpr = defaults.get("fpr", 0.05) if fpr is None else fpr
     n = defaults.get("n") if n is None else n
     folder = folder or registry.weights_dir(name)

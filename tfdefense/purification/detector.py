@@ -106,10 +106,13 @@ class ReconstructionDetector(DetectorLayer):
 
 @keras.saving.register_keras_serializable(package="tfdefense")
 class PurificationErrorDetector(DetectorLayer):
-    """Flags inputs whose purification left a large error (INC: the best search error).
+    """Flags inputs whose purification left a large error (INC: the best search error;
+    PuVAE: the smallest RMSE among its class-conditional reconstructions).
 
-    Its score comes out of the purifier, so it is not differentiable and is
-    read after purifying (``needs_purification``).
+    Its score comes out of the purifier, so it is read after purifying
+    (``needs_purification``). It is differentiable exactly when the purifier
+    is (PuVAE yes, a latent search no); then a detector-aware attack
+    differentiates it, purifying the input itself at seed 0.
     """
 
     differentiable = False
@@ -119,7 +122,15 @@ class PurificationErrorDetector(DetectorLayer):
         kwargs.setdefault("name", "purification_error")
         super().__init__(threshold=threshold, bypass=bypass, rejects=rejects, **kwargs)
 
+    def bind(self, purifier):
+        super().bind(purifier)
+        # Bound method only: the purifier is tracked (and saved) once, by the defense.
+        self._purify = None if purifier is None else purifier.__call__
+        self.differentiable = bool(purifier is not None and purifier.differentiable)
+
     def score(self, x, purification=None):
+        if purification is None and getattr(self, "_purify", None) is not None and self.differentiable:
+            purification = self._purify(x, seed=0)
         if purification is None or "errors" not in purification:
             raise ValueError("PurificationErrorDetector scores the purifier's 'errors'; pass its output.")
         return tf.cast(purification["errors"], tf.float32)
