@@ -34,6 +34,9 @@ class AdversarialTraining(keras.Model):
         step_size: the attack's step (0.01 for Madry's 40-step PGD).
         steps: attack steps (40 for PGD; 1 with step 1.25 * eps for FGSM-RS).
         clean_weight: weight of the clean cross-entropy (0: adversarial examples only, as Madry).
+        eps_warmup_steps: the budget (and the step, in proportion) grows linearly from 0 to ``eps``
+            over this many optimizer steps, then stays; 0 starts at ``eps``. From scratch at eps
+            0.3, classifier A can collapse to a constant output without it (loss ln 10).
         seed: seed of the random starts.
 
     Example:
@@ -46,13 +49,15 @@ class AdversarialTraining(keras.Model):
         attacks (ICLR 2018); Wong, Rice, Kolter, Fast is better than free (ICLR 2020).
     """
 
-    def __init__(self, classifier, eps=0.3, step_size=0.01, steps=40, clean_weight=0.0, seed=0, **kwargs):
+    def __init__(self, classifier, eps=0.3, step_size=0.01, steps=40, clean_weight=0.0, eps_warmup_steps=0, seed=0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.classifier = classifier
         self.eps = float(eps)
         self.step_size = float(step_size)
         self.steps = int(steps)
         self.clean_weight = float(clean_weight)
+        self.eps_warmup_steps = int(eps_warmup_steps)
         self.seed = int(seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="adv_loss")
@@ -66,14 +71,21 @@ class AdversarialTraining(keras.Model):
     def call(self, x, training=False):
         return self.classifier(x, training=training)
 
-    def _attack(self, x, y):
+    def _attack(self, x, y, fraction=1.0):
         seed = tf.cast(keras.random.randint((2,), 0, 2 ** 30, seed=self.seed_generator), tf.int32)
-        return linf_attack(self.classifier, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps,
-                           seed=seed)
+        return linf_attack(self.classifier, x, y, eps=self.eps * fraction, step_size=self.step_size * fraction,
+                           steps=self.steps, seed=seed)
+
+    def budget_fraction(self):
+        """The share of ``eps`` the current training step attacks with (the warm-up ramp)."""
+        if not self.eps_warmup_steps:
+            return tf.constant(1.0)
+        step = tf.cast(self.optimizer.iterations + 1, tf.float32)
+        return tf.minimum(1.0, step / float(self.eps_warmup_steps))
 
     def train_step(self, data):
         x, y = data
-        x_adv = self._attack(x, y)
+        x_adv = self._attack(x, y, self.budget_fraction())
         with tf.GradientTape() as tape:
             logits_adv = tf.cast(self.classifier(x_adv, training=True), tf.float32)
             loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits_adv, from_logits=True))
@@ -85,7 +97,7 @@ class AdversarialTraining(keras.Model):
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         self.loss_tracker.update_state(loss)
         self.adv_accuracy.update_state(y, logits_adv)
-        return {m.name: m.result() for m in self.metrics}
+        return {m.name: m.result() for m in (self.loss_tracker, self.adv_accuracy)}  # clean accuracy: validation
 
     def test_step(self, data):
         x, y = data
@@ -97,7 +109,8 @@ class AdversarialTraining(keras.Model):
         config = super().get_config()
         config.update(serialize_parts(self, ("classifier",)))
         config.update({"eps": self.eps, "step_size": self.step_size, "steps": self.steps,
-                       "clean_weight": self.clean_weight, "seed": self.seed})
+                       "clean_weight": self.clean_weight, "eps_warmup_steps": self.eps_warmup_steps,
+                       "seed": self.seed})
         return config
 
     @classmethod
