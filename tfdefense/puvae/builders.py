@@ -24,9 +24,12 @@ CLASSES = 10
 OUTPUTS = ("sigmoid", "relu")
 
 
-def trunk(filters=32, hidden=1024, input_shape=IMAGE_SHAPE, name="trunk"):
+def trunk(filters=32, hidden=1024, input_shape=IMAGE_SHAPE, dtype=None, name="trunk"):
     """Image -> the image's share of the encoder's first dense layer:
     3 x Conv(filters, 7x7, stride 1, dilation 2)-ReLU, flatten, W_f f + b.
+
+    ``dtype`` (e.g. "float16") sets every layer's policy: the family stores
+    this 25.8M-parameter network in half precision (see `tfdefense.puvae`).
 
     Example:
         >>> trunk().output_shape
@@ -34,8 +37,8 @@ def trunk(filters=32, hidden=1024, input_shape=IMAGE_SHAPE, name="trunk"):
     """
     return keras.Sequential([keras.Input(input_shape)]
                             + [layers.Conv2D(filters, 7, padding="same", dilation_rate=2, activation="relu",
-                                             name=f"{name}_conv{i + 1}") for i in range(3)]
-                            + [layers.Flatten(), layers.Dense(hidden, name=f"{name}_fc1_image")],
+                                             dtype=dtype, name=f"{name}_conv{i + 1}") for i in range(3)]
+                            + [layers.Flatten(dtype=dtype), layers.Dense(hidden, dtype=dtype, name=f"{name}_fc1_image")],
                            name=name)
 
 
