@@ -52,7 +52,7 @@ def test_adapter_gradient_is_the_bpda_gradient_for_aegan(toy):
 
 
 @pytest.mark.parametrize("name,kwargs", [("autoattack", {"eps": 0.2, "max_iter": 10, "square_queries": 20}), ("square", {"eps": 0.2, "max_iter": 20}),
-                                         ("jsma", {}), ("cw_linf", {"max_iter": 10})])
+                                         ("jsma", {})])
 def test_art_attacks_fool_a_toy_model_within_their_budget(toy, name, kwargs):
     model, x, y = toy
     fn = lambda b: model(b, training=False)  # noqa: E731

@@ -124,3 +124,17 @@ def test_pgd_restarts_keep_the_worst_case(toy):
     assert np.max(np.abs(three - x)) <= 0.01 + 1e-6
     with pytest.raises(ValueError, match="restarts"):
         attacks.pgd(model, x, y, eps=0.1, restarts=2, rand_init=False)
+
+
+def test_cw_linf_finds_small_linf_examples_and_keeps_the_unfooled(toy):
+    model, x, y = toy
+    adv = attacks.cw_linf(model, x, y, max_iter=20, rounds=8)
+    fooled = np.argmax(np.asarray(model(adv)), 1) != y
+    linf = np.abs(adv - x).reshape(len(x), -1).max(1)
+    assert fooled.mean() > 0.8 and adv.min() >= 0 and adv.max() <= 1
+    # Tightening tau drives the distortion well below the first round's bound of 1.
+    assert np.median(linf[fooled]) < 0.2
+    np.testing.assert_array_equal(adv[~fooled], x[~fooled])
+    # An impossible confidence fools nothing: every image comes back unchanged.
+    np.testing.assert_array_equal(attacks.cw_linf(model, x[:2], y[:2], confidence=1e6, max_iter=2, rounds=2,
+                                                  largest_const=0.2), x[:2])

@@ -54,11 +54,11 @@ DEFAULT_PARAMS = {
     "deepfool_linf": {"overshoot": 0.02, "max_iter": 50},
     "spsa": {"nb_iter": 20, "spsa_samples": 64, "learning_rate": 0.01, "delta": 0.01, "n": 50},
     "pgd_detector": {"eps_iter": 0.01, "nb_iter": 40, "penalty": 10.0},
-    # Through ART (`tfdefense.art_attacks`): slower, so on fewer images by default.
+    # Through ART (`tfdefense.art_attacks`), and CW-Linf: slower, so on fewer images by default.
     "autoattack": {"eps_step": 0.1, "max_iter": 100, "restarts": 1, "square_queries": 1000, "n": 100},
     "square": {"max_iter": 1000, "p_init": 0.8, "n": 100},
     "jsma": {"theta": 1.0, "gamma": 0.1, "n": 100},
-    "cw_linf": {"max_iter": 100, "learning_rate": 0.01, "confidence": 0.0, "n": 100},
+    "cw_linf": {"max_iter": 50, "rounds": 20, "learning_rate": 0.01, "confidence": 0.0, "n": 200},
     # Corruptions and benign noise, not attacks: the same images under every threat model.
     "half_mask": {"side": "bottom", "value": 0.0},
     "gaussian_noise": {"variance": 0.05},
@@ -66,7 +66,7 @@ DEFAULT_PARAMS = {
 ATTACKS = {**attacks_lib.ATTACKS, **art_attacks.ATTACKS, "pgd_restarts": attacks_lib.pgd}
 # No eps: they look for a small perturbation in their own norm (L2, L0, Linf), or are not attacks.
 L2_ATTACKS = ("cw", "deepfool", "jsma", "cw_linf", "half_mask", "gaussian_noise")
-SEEDED = ("pgd", "pgd_restarts", "spsa", "pgd_detector", "autoattack", "square", "gaussian_noise")
+SEEDED = ("pgd", "pgd_restarts", "jsma", "spsa", "pgd_detector", "autoattack", "square", "gaussian_noise")
 BLACK_BOX_DEFAULTS = {"arch": "b", "rounds": 6, "epochs": 10, "lmbda": 0.1}
 
 
@@ -256,7 +256,7 @@ def attack_fn(model, threat, attack, substitute=None, white_box=None):
 
 def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), eps=0.3, seed=0,
              params=None, name=None, dataset="", split="", holdout=None, black_box=None, white_box=None,
-             detector_aware=True):
+             detector_aware=True, on_result=None):
     """Measures clean and adversarial accuracy of a (defended) model.
 
     Args:
@@ -274,6 +274,8 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
             (defaults: see `threats.white_box_fn`).
         detector_aware: under "white", also run ``pgd_detector`` when the
             model has a detector.
+        on_result: called with the `Report` after each attack's result is
+            added (the harness writes the report so far: a killed run keeps it).
 
     Returns:
         A `Report`.
@@ -317,6 +319,8 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
             report.examples[f"{threat}/{attack}"] = x_adv[:8]
             report.results.append(measure(model, classifier, attack, threat, p, x[:n], x_adv, y[:n],
                                           time.time() - start))
+            if on_result is not None:
+                on_result(report)
     return report
 
 
