@@ -86,6 +86,7 @@ def make_card(entry, config, state, measured, folder, files):
             "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
             "tensorflow": tf.__version__, "keras": keras.__version__, "tfdefense": __version__,
             "final_logs": state.get("history", [{}])[-1] if state.get("history") else {},
+            **({"warm_start": state["warm_start"]} if state.get("warm_start") else {}),
         },
         "measured": measured,
         "reported": entry["metadata"].get("reported", {}),

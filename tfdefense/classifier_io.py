@@ -47,7 +47,7 @@ def load_classifier(arch, folder, name):
     return DefendedClassifier(model, name=name)
 
 
-# The three `registry.Family` hooks of a family whose product is a classifier.
+# The `registry.Family` hooks of a family whose product is a classifier.
 # ``model`` is the classifier itself or a training wrapper holding it as ``.classifier``.
 def save(model, entry, out_dir):
     return save_classifier(getattr(model, "classifier", model), architecture(entry["config"]), out_dir)
@@ -59,3 +59,7 @@ def measure(model, entry):
 
 def load(entry, folder):
     return load_classifier(architecture(entry["config"]), folder, entry["name"])
+
+
+def warm_start(model, entry, folder):
+    getattr(model, "classifier", model).load_weights(os.path.join(folder, WEIGHTS))

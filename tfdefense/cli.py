@@ -2,7 +2,7 @@
 
 Usage:
     tfdefense list
-    tfdefense train <name> [--workdir=DIR] [--resume] [--epochs=N] [--publish]
+    tfdefense train <name> [--workdir=DIR] [--resume] [--warm_start] [--epochs=N] [--publish]
     tfdefense evaluate                                       (aegan_mnist: clean + gray-box FGSM, PGD; n=1000)
     tfdefense evaluate <name> [--split=test] [--n=N]         (clean accuracy)
     tfdefense evaluate <name> --attacks=fgsm,pgd,cw --threat=gray,white,black --n=1000 --eps=0.3
@@ -27,6 +27,8 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training folder (default: ./runs/<name>).")
 flags.DEFINE_boolean("resume", False, "Continue the checkpoint in --workdir.")
+flags.DEFINE_boolean("warm_start", False, "train: with no checkpoint in --workdir, continue the schedule from the "
+                     "published weights (fresh optimizer state), e.g. on a machine that lost its checkpoint.")
 flags.DEFINE_boolean("publish", False, "Copy the trained weights and card to saved_models/<name>/.")
 flags.DEFINE_integer("epochs", None, "Override the number of epochs.")
 flags.DEFINE_integer("batch_size", None, "Override the batch size.")
@@ -100,7 +102,8 @@ def cmd_train(args):
         raise ValueError("--publish would replace the registered weights with a variant; "
                          "train variants (--set) without --publish.")
     workdir = FLAGS.workdir or os.path.join("runs", name)
-    card = training.train_and_evaluate(entry, workdir, resume=FLAGS.resume, overrides=overrides,
+    card = training.train_and_evaluate(entry, workdir, resume=FLAGS.resume, warm_start=FLAGS.warm_start,
+                                       overrides=overrides,
                                        publish_dir=registry.models_dir() if FLAGS.publish else None)
     print(json.dumps(card["measured"], indent=2))
 

@@ -6,7 +6,9 @@ the standard output schema, gives the white-box attack a non-zero gradient of
 the kind it declares (exact, or BPDA through its declared surrogate), and
 exports to a SavedModel that the TF1 session loader (`saved_model_cli run`,
 what TF Serving uses) runs in a process that cannot import tfdefense, with
-the same logits. A new family is covered by registering it.
+the same logits, and continues its schedule from the published weights on
+a machine without the checkpoint (``warm_start``). A new family is covered
+by registering it.
 """
 
 import os
@@ -65,6 +67,7 @@ def test_family_fills_in_the_contract(family, tiny_data_dir, tmp_path, monkeypat
 
     _check_white_box_gradient(model, x, y)
     _check_export(model, x, tmp_path)
+    _check_warm_start(name, tmp_path)
 
 
 def _check_white_box_gradient(model, x, y):
@@ -110,6 +113,23 @@ def _check_export(model, x, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {f[:-4] for f in os.listdir(outdir)} == set(OUTPUTS)
     np.testing.assert_allclose(np.load(outdir / "logits.npy"), model.defend(x)["logits"], atol=1e-4)
+
+
+def _check_warm_start(name, tmp_path):
+    """A machine without the checkpoint continues the schedule from the published weights."""
+    entry = registry.get_entry(name)
+    family = registry.get_family(entry["family"])
+    assert family.warm_start is not None, f"the {family.name} family has no warm_start hook"
+    settings = {"epochs": 2, "steps_per_epoch": 1, "batch_size": 8, "dtype_policy": "float32"}
+    keras.utils.set_random_seed(0)
+    fresh = family.build_for_training(entry, training.train_config(entry, settings))
+    keras.utils.set_random_seed(0)
+    warm = family.build_for_training(entry, training.train_config(entry, settings))
+    family.warm_start(warm, entry, registry.weights_dir(name))
+    assert any(not np.array_equal(a, b) for a, b in zip(fresh.get_weights(), warm.get_weights())), \
+        f"{family.name}: warm_start loaded nothing"
+    card = training.train_and_evaluate(name, str(tmp_path / "warm"), warm_start=True, verbose=0, overrides=settings)
+    assert card["training"]["warm_start"]["epochs_completed"] == 1 and card["training"]["epochs_completed"] == 2
 
 
 def test_families_never_import_each_other():

@@ -54,6 +54,11 @@ class Family:
             family (``fpr``: target false-positive rate, ``n``: validation images).
         tiny: what makes an entry of the family tiny for the conformance test
             (``{"config": {...}, "inference": {...}}`` merged into an entry).
+        warm_start: optional ``(model, entry, weights_dir) -> None`` that loads
+            published weights into a freshly built training model (what the
+            shipped files do not hold, a discriminator or optimizer state,
+            starts fresh): `tfdefense train --warm_start` continues a
+            schedule on a machine that lost its checkpoint.
     """
 
     name: str
@@ -65,6 +70,7 @@ class Family:
     tune: Optional[Callable[..., tuple]] = None
     calibration: dict = dataclasses.field(default_factory=lambda: {"fpr": 0.05, "n": 500})
     tiny: dict = dataclasses.field(default_factory=dict)
+    warm_start: Optional[Callable[[Any, dict, str], None]] = None
 
 
 _FAMILIES: dict[str, Family] = {}

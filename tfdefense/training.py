@@ -89,7 +89,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         write_json(os.path.join(self.workdir, STATE), self.state)
 
 
-def train_and_evaluate(name_or_entry, workdir, *, resume=False, overrides=None,
+def train_and_evaluate(name_or_entry, workdir, *, resume=False, warm_start=False, overrides=None,
                        publish_dir=None, verbose="auto"):
     """Trains a registered entry, checkpointing every epoch, and writes its card.
 
@@ -98,6 +98,11 @@ def train_and_evaluate(name_or_entry, workdir, *, resume=False, overrides=None,
         workdir: folder for checkpoints, logs and the final ``export/``.
         resume: continue from the checkpoint in ``workdir``. Without it an
             existing checkpoint is never overwritten.
+        warm_start: with no checkpoint in ``workdir``, start from the
+            published weights (``saved_models/<path>``) at the epoch their card
+            says they completed, through the family's ``warm_start`` hook; what
+            the weights do not hold (optimizer state, a discriminator) starts
+            fresh, and the card says so. Later runs ``resume`` as usual.
         overrides: training settings to change (``epochs``, ``batch_size``, ...).
         publish_dir: if given, the finished weights and card are copied to
             ``publish_dir/<entry path>/`` (e.g. the repository's ``saved_models``).
@@ -116,6 +121,14 @@ def train_and_evaluate(name_or_entry, workdir, *, resume=False, overrides=None,
         raise FileExistsError(f"{workdir} already holds a checkpoint; pass --resume to continue it, "
                               "or choose another --workdir.")
     state = read_json(state_path) if resume and os.path.exists(state_path) else {}
+    if warm_start and not state:
+        if family.warm_start is None:
+            raise ValueError(f"the {entry['family']!r} family cannot warm-start from published weights.")
+        source = registry.weights_dir(entry["name"])
+        card = cards.read_card(source, verify=True)  # fails closed on a missing or altered file
+        state = {"epoch": card["training"]["epochs_completed"], "wall_time_s": card["training"]["wall_time_s"],
+                 "warm_start": {"from": source, "epochs_completed": card["training"]["epochs_completed"],
+                                "files": card["files"], "fresh": "optimizer state and anything not published"}}
     if state and state.get("config", config) != config:
         print(f"note: resuming with changed settings {config} (was {state['config']})", file=sys.stderr)
     state["config"] = config
@@ -139,7 +152,12 @@ def _train(entry, config, family, workdir, state, publish_dir, verbose):
     if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     initial_epoch = 0
-    if state.get("epoch"):
+    if state.get("warm_start") and not os.path.exists(os.path.join(workdir, CHECKPOINT)):
+        family.warm_start(model, entry, state["warm_start"]["from"])
+        initial_epoch = state["epoch"]
+        print(f"Warm start of {entry['name']} from its published weights at epoch {initial_epoch}/"
+              f"{config['epochs']} (fresh optimizer state).", file=sys.stderr)
+    elif state.get("epoch"):
         model.load_weights(os.path.join(workdir, CHECKPOINT))
         for generator, value in zip(seed_generators(model), state.get("seed_states", [])):
             generator.state.assign(np.asarray(value, generator.state.dtype))

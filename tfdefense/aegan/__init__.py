@@ -79,8 +79,15 @@ def _measure(model, entry):
                                        "n": int(len(x))}}
 
 
+def _warm_start(model, entry, folder):
+    """The published encoder and decoder; the discriminator and the optimizers start fresh."""
+    model.encoder.load_weights(os.path.join(folder, defended.ENCODER))
+    model.decoder.load_weights(os.path.join(folder, defended.DECODER))
+
+
 registry.register_family(registry.Family("aegan", _build_for_training, _save, _measure, defended.load,
                                          inference=defended.INFERENCE_DEFAULTS, tune=calibration.tune_step_size,
+                                         warm_start=_warm_start,
                                          tiny={"config": {"latent_dim": 4, "filters": 2}, "inference": {"steps": 2}}))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)

@@ -90,8 +90,13 @@ def _load(entry, folder, classifier):
     return build_defended(generator, registry.load_classifier(classifier), name=entry["name"])
 
 
+def _warm_start(model, entry, folder):
+    """The published generator; the discriminator and the optimizers start fresh."""
+    model.generator.load_weights(os.path.join(folder, GENERATOR))
+
+
 registry.register_family(registry.Family("apegan", _build_for_training, _save, _measure, _load,
-                                         inference={"classifier": None},
+                                         inference={"classifier": None}, warm_start=_warm_start,
                                          tiny={"config": {"filters": 2}}))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)

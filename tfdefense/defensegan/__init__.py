@@ -108,13 +108,18 @@ def _build_robust(entry, config):
     return model
 
 
+def _warm_start(model, entry, folder):
+    """The published generator; the critic and the optimizers start fresh."""
+    model.generator.load_weights(os.path.join(folder, GENERATOR))
+
+
 registry.register_family(registry.Family("defensegan", _build_for_training, _save, _measure, _load,
                                          inference=INFERENCE_DEFAULTS, tune=calibration.tune_step_size,
-                                         calibration={"fpr": 0.05, "n": 100},
+                                         calibration={"fpr": 0.05, "n": 100}, warm_start=_warm_start,
                                          tiny={"config": {"latent_dim": 4, "filters": 2, "critic_steps": 1},
                                                "inference": {"steps": 2, "restarts": 2}}))
 registry.register_family(registry.Family("manifold_classifier", _build_robust, classifier_io.save,
-                                         classifier_io.measure, classifier_io.load, tiny={"config": {"attack_steps": 1, "pairs": 2}}))
+                                         classifier_io.measure, classifier_io.load, warm_start=classifier_io.warm_start, tiny={"config": {"attack_steps": 1, "pairs": 2}}))
 for _name, _entry in {**_entries(), **_robust_entries()}.items():
     registry.register(_name, _entry)
 

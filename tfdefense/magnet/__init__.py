@@ -102,11 +102,21 @@ def _load(entry, folder, classifier):
     return build_defended(autoencoder, registry.load_classifier(classifier), name=entry["name"])
 
 
+def _warm_start(model, entry, folder):
+    """The published autoencoder; the optimizer starts fresh."""
+    autoencoder = _autoencoder(entry)
+    autoencoder.load_weights(os.path.join(folder, AUTOENCODER))
+    weights = autoencoder.get_weights()
+    split = len(model.encoder.get_weights())
+    model.encoder.set_weights(weights[:split])
+    model.decoder.set_weights(weights[split:])
+
+
 # MagNet sets each detector's threshold at 0.1% false positives on clean
 # validation images, so it calibrates on the whole validation split.
 registry.register_family(registry.Family("magnet", _build_for_training, _save, _measure, _load,
                                          inference={"classifier": None},
-                                         calibration={"fpr": 0.001, "n": None},
+                                         calibration={"fpr": 0.001, "n": None}, warm_start=_warm_start,
                                          tiny={"config": {"latent_dim": 4, "filters": 2}}))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)

@@ -156,9 +156,15 @@ def _load(entry, folder, classifier, sampling_scale):
                           name=entry["name"])
 
 
+def _warm_start(model, entry, folder):
+    """The published networks (the trunk as stored, rounded to float16); the optimizer starts fresh."""
+    for part, network in _load_networks(entry["config"], folder).items():
+        getattr(model, part).set_weights(network.get_weights())
+
+
 registry.register_family(registry.Family("puvae", _build_for_training, _save, _measure, _load,
                                          inference={"classifier": None, "sampling_scale": 1.0},
-                                         calibration={"fpr": 0.001, "n": None},
+                                         calibration={"fpr": 0.001, "n": None}, warm_start=_warm_start,
                                          tiny={"config": {"latent_dim": 4, "filters": 2, "hidden": 8}}))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)
