@@ -93,7 +93,8 @@ def measure_setting(method, restarts, steps, short, x, y):
     from tfdefense.purification import cost
 
     if method in ONE_PASS:  # no search; every detector off, as for the search rows
-        model, pretrained = _load(f"{method}_{short}", thresholds=None)
+        model, pretrained = _load(f"{method}_{short}")
+        model.set_thresholds({name: None for name in model.thresholds})
         flops = cost.forward_flops(model.purifier.model)
     else:
         model, pretrained = _load(f"{method}_{short}", steps=steps, restarts=restarts, threshold=None)
@@ -110,6 +111,7 @@ def measure_setting(method, restarts, steps, short, x, y):
                    gray_fgsm=round(by_threat["gray"].accuracy_defended, 4),
                    white_fgsm=round(by_threat["white"].accuracy_defended, 4),
                    white_gradient=report.settings["white_box_gradient"])
+    print(json.dumps(row), flush=True)  # each row as it is measured: a killed run keeps what it measured
     return row
 
 
