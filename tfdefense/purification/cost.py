@@ -26,10 +26,12 @@ def layer_flops(layer):
 def forward_flops(model):
     """FLOPs (2 x multiply-adds) of one forward pass of one example.
 
-    Counts Dense, Conv2D and Conv2DTranspose layers, which dominate; activations
+    Counts Dense, Conv2D and Conv2DTranspose layers, which dominate, inside
+    nested models too (MagNet's autoencoder is encoder + decoder); activations
     and normalisation are ignored.
     """
-    return int(sum(layer_flops(layer) for layer in model.layers))
+    return int(sum(forward_flops(layer) if isinstance(layer, keras.Model) else layer_flops(layer)
+                   for layer in model.layers))
 
 
 def search_flops(decoder, encoder=None, steps=15, restarts=1):

@@ -16,3 +16,13 @@ def test_aegan_search_flops():
     total = cost.search_flops(dec, enc, steps=15)
     assert 1.4e9 < total < 1.6e9  # about 1.5 GFLOP per purified image at L=15
     assert cost.search_flops(dec, None, steps=200, restarts=10) > 100 * total / 15 * 10 / 10
+
+
+def test_forward_flops_counts_nested_models():
+    import keras
+
+    from tfdefense import networks
+
+    encoder, decoder = networks.encoder(4, 2), networks.decoder(4, 2)
+    nested = keras.Sequential([encoder, decoder])
+    assert cost.forward_flops(nested) == cost.forward_flops(encoder) + cost.forward_flops(decoder) > 0
