@@ -85,9 +85,13 @@ def pgd(model_fn, x, y=None, *, eps, eps_iter=0.01, nb_iter=40, norm=np.inf, ran
             if restarts > 1 else "pgd")
         if restarts == 1:
             return adv
-        take = ~fooled if best is None else ~fooled & (_labels(model_fn, adv, batch_size) != target)
-        best = adv if best is None else np.where(take[:, None, None, None], adv, best)
-        fooled |= _labels(model_fn, best, batch_size) != target
+        wrong = _labels(model_fn, adv, batch_size) != target  # one labelling pass per restart
+        if best is None:
+            best, fooled = adv, wrong
+        else:
+            take = ~fooled & wrong
+            best = np.where(take[:, None, None, None], adv, best)
+            fooled |= take
         if fooled.all():
             break
     return best
