@@ -1,5 +1,6 @@
 """Cost versus robustness: AE-GAN+rs, Defense-GAN and the one-pass purifiers
-(MagNet's reformer, APE-GAN) on the same images.
+(MagNet's reformer, APE-GAN, PuVAE's C class-conditional reconstructions) on
+the same images.
 
 One run measures, for each search setting (AE-GAN+rs over L and R,
 Defense-GAN over L and R), on the same ``eval`` images and the same
@@ -38,7 +39,8 @@ flags.DEFINE_integer("speed_batch", 128, "Images in the timed batch.")
 flags.DEFINE_float("eps", 0.3, "FGSM budget.")
 flags.DEFINE_integer("seed", 0, "Image sampling and attack seed.")
 flags.DEFINE_boolean("speed_only", False, "Measure throughput only (skip the accuracy columns).")
-flags.DEFINE_string("only", None, "Comma-separated methods to run (aegan, defensegan, magnet, apegan); default all.")
+flags.DEFINE_string("only", None, "Comma-separated methods to run (aegan, defensegan, magnet, apegan, puvae); "
+                    "default all.")
 flags.DEFINE_string("output_dir", None, "Where to write cost.json, table2.md and accuracy_vs_compute.png.")
 FLAGS = flags.FLAGS
 
@@ -49,8 +51,9 @@ SETTINGS = (("aegan", 1, 0), ("aegan", 1, 10), ("aegan", 1, 15), ("aegan", 1, 60
             ("defensegan", 10, 10), ("defensegan", 10, 60), ("defensegan", 10, 200))
 HEAVY = 1000  # gradient steps per image above which n_heavy images are used
 # Purifiers that take one forward pass (no search): timed and evaluated in the same run, R = L = 0.
-ONE_PASS = ("magnet", "apegan")
-NAMES = {"aegan": "AE-GAN+rs", "defensegan": "Defense-GAN", "magnet": "MagNet (reformer)", "apegan": "APE-GAN"}
+ONE_PASS = ("magnet", "apegan", "puvae")
+NAMES = {"aegan": "AE-GAN+rs", "defensegan": "Defense-GAN", "magnet": "MagNet (reformer)", "apegan": "APE-GAN",
+         "puvae": "PuVAE"}
 
 # aegan_rs.txt Table 2 (classifier A, FGSM eps 0.3): {dataset: {(method, R, L): (clean, white, gray)}}.
 PAPER_TABLE2 = {
@@ -80,6 +83,17 @@ def _load(name, **settings):
         return build_defended(generator, registry.load_classifier(entry["inference"]["classifier"]), **settings), False
 
 
+def _one_pass_flops(purifier):
+    """FLOPs per image of a one-pass purifier: its network once, or (PuVAE) the shared trunk once and the
+    conditional head and decoder once per class."""
+    from tfdefense.purification import cost
+
+    if hasattr(purifier, "model"):
+        return cost.forward_flops(purifier.model)
+    return cost.forward_flops(purifier.trunk) + purifier.classes * (
+        cost.forward_flops(purifier.head) + cost.forward_flops(purifier.decoder))
+
+
 def _images_per_s(model, x):
     model.defend(x)  # trace for this exact batch shape first (a new shape retraces inside the timed call)
     start = time.perf_counter()
@@ -95,7 +109,7 @@ def measure_setting(method, restarts, steps, short, x, y):
     if method in ONE_PASS:  # no search; every detector off, as for the search rows
         model, pretrained = _load(f"{method}_{short}")
         model.set_thresholds({name: None for name in model.thresholds})
-        flops = cost.forward_flops(model.purifier.model)
+        flops = _one_pass_flops(model.purifier)
     else:
         model, pretrained = _load(f"{method}_{short}", steps=steps, restarts=restarts, threshold=None)
         flops = cost.search_flops(model.purifier.decoder, model.purifier.encoder, steps, restarts)
@@ -155,10 +169,11 @@ def main(argv):
         return next((r for r in result["rows"] if (r["method"], r["restarts"], r["steps"]) == (method, restarts, steps)),
                     None)
 
-    ours, theirs = find("aegan", 1, 15), find("defensegan", 10, 200)
-    if ours and theirs:
-        result["throughput_ratio_aegan_l15_vs_defensegan_r10_l200"] = round(
-            ours["images_per_s"] / theirs["images_per_s"], 1)
+    theirs = find("defensegan", 10, 200)
+    for key, ours in (("aegan_l15", find("aegan", 1, 15)), ("puvae", find("puvae", 0, 0))):
+        if ours and theirs:  # Hwang et al. claim PuVAE is about 130x faster than Defense-GAN
+            result[f"throughput_ratio_{key}_vs_defensegan_r10_l200"] = round(
+                ours["images_per_s"] / theirs["images_per_s"], 1)
 
     if "aegan" in methods:  # the bypass stream: 90% clean, 10% gray-box FGSM, shuffled
         base, _ = _load(f"aegan_{short}")

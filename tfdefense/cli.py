@@ -46,8 +46,10 @@ flags.DEFINE_float("eps", 0.3, "Linf budget of the Linf attacks.")
 flags.DEFINE_string("output_dir", None, "Where `evaluate` writes report.json, report.md and PNG figures.")
 flags.DEFINE_string("params", "{}", 'Per-attack settings as JSON, e.g. \'{"pgd": {"nb_iter": 100}, "cw": {"n": 200}}\'.')
 flags.DEFINE_string("black_box", "{}", 'Substitute settings as JSON, e.g. \'{"arch": "c", "rounds": 6}\'.')
-flags.DEFINE_integer("sweep", 0, "Number of eps values in [0, 0.4] for accuracy-vs-eps curves (0: none).")
+flags.DEFINE_integer("sweep", 0, "Number of eps values in --sweep_range for accuracy-vs-eps curves (0: none).")
 flags.DEFINE_integer("sweep_n", 200, "Images for the eps sweep and the detector curves.")
+flags.DEFINE_list("sweep_range", ["0", "0.4"], "Smallest and largest eps of the --sweep (e.g. 0.01,0.3).")
+flags.DEFINE_list("sweep_attacks", ["fgsm", "pgd"], "Gray-box attacks of the --sweep.")
 flags.DEFINE_boolean("sanity", False, "Run the built-in sanity checks.")
 flags.DEFINE_boolean("update_card", False, "Write the measured numbers into the model card (--update-card).")
 flags.DEFINE_list("reports", [], "report.json files for `card`.")
@@ -152,6 +154,7 @@ def cmd_evaluate(args):
     report = harness.run(name, attacks=attacks, threats=tuple(FLAGS.threat), n=FLAGS.n or 1000,
                          eps=FLAGS.eps, seed=FLAGS.seed or 0, params=json.loads(FLAGS.params),
                          black_box=json.loads(FLAGS.black_box), output_dir=FLAGS.output_dir, sweep=FLAGS.sweep, sweep_n=FLAGS.sweep_n,
+                         sweep_range=[float(v) for v in FLAGS.sweep_range], sweep_attacks=FLAGS.sweep_attacks,
                          run_sanity=FLAGS.sanity, update_card=FLAGS.update_card, split=FLAGS.split or "eval",
                          **overrides)
     print(report.to_markdown())

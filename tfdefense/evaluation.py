@@ -325,16 +325,26 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
 
 
 def eps_sweep(model, x, y, eps_values, *, attack="fgsm", threat="gray", seed=0):
-    """Defended and undefended accuracy for each eps; the worst case is the min."""
+    """Defended and undefended accuracy for each eps; the worst case is the min.
+
+    A model with detectors also gets "defended_or_rejected": an input counts if
+    its label is right or it was rejected (the figure of merit of papers that
+    count a rejection as handled), beside plain accuracy, never instead of it.
+    """
     classifier = getattr(model, "classifier", model)
-    defended, undefended = [], []
+    defended, undefended, handled = [], [], []
     for eps in progress.bar(list(eps_values), desc=f"{attack} eps sweep"):
         p = attack_params(attack, eps)
         x_adv = run_attack(attack, attack_fn(model, threat, attack), x, y, p, seed, model)
-        defended.append(float(np.mean(defended_outputs(model, x_adv)[0] == y)))
+        labels, rejected = defended_outputs(model, x_adv)
+        defended.append(float(np.mean(labels == y)))
+        handled.append(float(np.mean((labels == y) | np.asarray(rejected, bool))))
         undefended.append(accuracy(classifier, x_adv, y, desc="undefended"))
-    return {"attack": attack, "threat": threat, "n": int(len(x)), "eps": [float(e) for e in eps_values],
-            "defended": defended, "undefended": undefended, "worst_defended": min(defended)}
+    result = {"attack": attack, "threat": threat, "n": int(len(x)), "eps": [float(e) for e in eps_values],
+              "defended": defended, "undefended": undefended, "worst_defended": min(defended)}
+    if getattr(model, "detectors", None):
+        result.update(defended_or_rejected=handled, worst_defended_or_rejected=min(handled))
+    return result
 
 
 def detector_auc(model, x, y, detector, eps_values=(0.05, 0.1, 0.2, 0.3), seed=0):

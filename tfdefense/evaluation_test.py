@@ -77,6 +77,9 @@ def test_eps_sweep_and_detector(tiny):
     model, x, y = tiny
     sweep = evaluation.eps_sweep(model, x, y, [0.0, 0.2])
     assert len(sweep["defended"]) == 2 and sweep["worst_defended"] == min(sweep["defended"])
+    # a rejection counts in its own column only: it can raise it above plain accuracy, never lower it
+    assert all(h >= d for h, d in zip(sweep["defended_or_rejected"], sweep["defended"]))
+    assert sweep["worst_defended_or_rejected"] == min(sweep["defended_or_rejected"])
     clean, adv, aucs = evaluation.detector_auc(model, x, y, "l1", eps_values=(0.1, 0.3))
     assert set(aucs) == {"0.1", "0.3"} and all(0 <= v <= 1 for v in aucs.values())
 

@@ -24,7 +24,8 @@ def sample(dataset, n, seed, split="eval"):
 
 
 def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0.3, seed=0, params=None,
-        black_box=None, output_dir=None, sweep=0, sweep_n=200, run_sanity=False, update_card=False, split="eval", **overrides):
+        black_box=None, output_dir=None, sweep=0, sweep_n=200, sweep_range=(0.0, 0.4), sweep_attacks=("fgsm", "pgd"),
+        run_sanity=False, update_card=False, split="eval", **overrides):
     """Evaluates a registered model and writes its report.
 
     Args:
@@ -33,8 +34,8 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
         n: images drawn from ``split`` (default: the 9850 test images outside
             the black-box holdout).
         output_dir: where report.json, report.md and the PNG figures go.
-        sweep: number of eps values in [0, 0.4] for the accuracy-vs-eps curve
-            (gray-box FGSM and PGD on ``sweep_n`` images); 0 skips it.
+        sweep: number of eps values in ``sweep_range`` for the accuracy-vs-eps
+            curve (gray-box ``sweep_attacks`` on ``sweep_n`` images); 0 skips it.
         run_sanity: run the built-in sanity checks (on 100 images).
         update_card: write the measured numbers into the model card.
         **overrides: inference settings for `tfdefense.load`.
@@ -65,13 +66,17 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
         figures["examples.png"] = plots.image_grid(os.path.join(output_dir, "examples.png"), rows,
                                                    title=f"{name}: clean, adversarial and purified images")
     if sweep:
-        values = np.linspace(0.0, 0.4, sweep)
+        values = np.linspace(float(sweep_range[0]), float(sweep_range[1]), sweep)
         curves = {}
-        for attack in ("fgsm", "pgd"):
+        for attack in sweep_attacks:
             result = evaluation.eps_sweep(model, x[:sweep_n], y[:sweep_n], values, attack=attack, seed=seed)
             report.eps_sweep[attack] = result
             curves[f"{attack} defended"] = result["defended"]
+            if "defended_or_rejected" in result:
+                curves[f"{attack} defended or rejected"] = result["defended_or_rejected"]
             curves[f"{attack} undefended"] = result["undefended"]
+            if output_dir:
+                report.write(output_dir)
         if output_dir:
             figures["accuracy_vs_eps.png"] = plots.accuracy_vs_eps(
                 os.path.join(output_dir, "accuracy_vs_eps.png"), values, curves,
