@@ -95,7 +95,7 @@ def make_card(entry, config, state, measured, folder, files):
     }
 
 
-REPORTED_KEYS = {"fgsm": "fgsm_0.3", "pgd": "pgd_0.3", "cw": "cw_l2"}
+REPORTED_KEYS = {"fgsm": "fgsm_0.3", "bim": "bim_0.3", "pgd": "pgd_0.3", "cw": "cw_l2"}
 DEFAULT_EPS = 0.3
 
 
@@ -106,21 +106,39 @@ def result_key(attack, params):
     return attack if eps is None or abs(eps - DEFAULT_EPS) < 1e-9 else f"{attack}_{eps:g}"
 
 
+def section_key(threat, overrides=None):
+    """The card section of results measured under ``threat`` with inference ``overrides``:
+    ``gray_box``; ``gray_box_no_detector`` with every detector off (``threshold=None``);
+    otherwise the settings appended (``white_box_steps=30``), so that a run with changed
+    settings never overwrites the figures of the model as published."""
+    key = f"{threat}_box"
+    if not overrides:
+        return key
+    if overrides == {"threshold": None}:
+        return key + "_no_detector"
+    return key + "_" + "_".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(overrides.items()))
+
+
 def _robustness_table(card):
     """Markdown rows: measured robustness with the paper's figure beside it."""
     robustness = card["measured"].get("robustness", {})
     if not robustness:
         return []
-    lines = ["", "| threat | attack | n | defended | no defense | rejected | paper (defended) "
-             "| mean L2 / Linf of the fooled | settings |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["", "| threat | attack | n | defended | no defense | rejected | defended or rejected | paper (defended) "
+             "| mean L2 / Linf of the fooled | settings |", "|---|---|---|---|---|---|---|---|---|---|"]
     for threat, results in robustness.items():
         for attack, r in results.items():
             paper = card.get("reported", {}).get(threat, {}).get(REPORTED_KEYS.get(attack, attack), "-")
             settings = {k: v for k, v in r["params"].items() if k != "n"}
             lines.append(f"| {threat.replace('_box', '')} | {attack} | {r['n']} | {r['accuracy_defended']:.3f} "
-                         f"| {r['accuracy_undefended']:.3f} | {r['rejection_rate']:.3f} | {paper} "
+                         f"| {r['accuracy_undefended']:.3f} | {r['rejection_rate']:.3f} "
+                         f"| {_fmt(r.get('accuracy_or_rejected'))} | {paper} "
                          f"| {_distortion(r)} | `{json.dumps(settings)}`, seed {r['seed']}, {r['split']} split |")
     return lines
+
+
+def _fmt(value):
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _distortion(result):
@@ -173,15 +191,17 @@ def write_report(folder, report):
     """Stores measured robustness in the card (the paper's numbers stay in "reported")."""
     card = read_card(folder, verify=True)
     robustness = card.setdefault("measured", {}).setdefault("robustness", {})
+    overrides = report.settings.get("overrides") or {}
     for r in report.results:
-        robustness.setdefault(f"{r.threat}_box", {})[result_key(r.attack, r.params)] = {
+        robustness.setdefault(section_key(r.threat, overrides), {})[result_key(r.attack, r.params)] = {
             "accuracy_defended": round(r.accuracy_defended, 4), "accuracy_undefended": round(r.accuracy_undefended, 4),
-            "rejection_rate": round(r.rejection_rate, 4), "n": r.n, "params": r.params, "seed": report.seed,
-            "split": report.split,
+            "rejection_rate": round(r.rejection_rate, 4), "accuracy_or_rejected": round(r.accuracy_or_rejected, 4),
+            "n": r.n, "params": r.params, "seed": report.seed, "split": report.split,
             **{k: round(getattr(r, k), 4) for k in ("mean_linf_fooled", "mean_l2_fooled")
                if getattr(r, k, None) is not None}}
-    card["measured"]["clean_accuracy_defended"] = {"value": round(report.clean["accuracy_defended"], 4),
-                                                   "n": report.n, "split": report.split, "seed": report.seed}
+    clean_key = "clean_accuracy_defended" + section_key("", overrides)[len("_box"):]
+    card["measured"][clean_key] = {"value": round(report.clean["accuracy_defended"], 4),
+                                   "n": report.n, "split": report.split, "seed": report.seed}
     if report.detector:
         card["measured"]["detector"] = report.detector
     if report.substitute:

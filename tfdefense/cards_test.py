@@ -39,3 +39,28 @@ def test_result_key_names_other_budgets():
     assert cards.result_key("fgsm", {"eps": 0.3}) == "fgsm"
     assert cards.result_key("fgsm", {"eps": 0.1}) == "fgsm_0.1"
     assert cards.result_key("cw", {"confidence": 0.0}) == "cw"
+
+
+def test_figures_measured_with_changed_settings_get_their_own_section(tmp_path):
+    from tfdefense import evaluation
+
+    folder = _card_folder(tmp_path, {"name": "x"})
+    training = {"batch_size": 8, "learning_rate": 1e-3, "seed": 0, "wall_time_s": 1.0, "machine": "m", "command": "c"}
+    (tmp_path / cards.CARD).write_text(json.dumps(
+        {"name": "x", "family": "f", "dataset": "mnist", "architecture": {}, "training": training, "measured": {},
+         "files": {"model.weights.h5": cards.sha256(str(tmp_path / "model.weights.h5"))}}))
+
+    def report(accuracy, overrides):
+        result = evaluation.AttackResult("fgsm", "gray", {"eps": 0.3}, 10, 0.1, accuracy, 0.5, 0.9, 0.3, 5.0, 1.0)
+        return evaluation.Report("x", "mnist", "eval", 10, 0, {"accuracy_defended": accuracy}, [result],
+                                 settings={"overrides": overrides})
+
+    cards.write_report(folder, report(0.4, {}))
+    card = cards.write_report(folder, report(0.8, {"threshold": None}))
+    robustness = card["measured"]["robustness"]
+    assert robustness["gray_box"]["fgsm"]["accuracy_defended"] == 0.4  # the published model's figure survives
+    assert robustness["gray_box_no_detector"]["fgsm"]["accuracy_defended"] == 0.8
+    assert robustness["gray_box"]["fgsm"]["accuracy_or_rejected"] == 0.9
+    assert card["measured"]["clean_accuracy_defended"]["value"] == 0.4
+    assert card["measured"]["clean_accuracy_defended_no_detector"]["value"] == 0.8
+    assert cards.section_key("white", {"steps": 30}) == "white_box_steps=30"

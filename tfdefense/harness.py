@@ -50,7 +50,7 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     holdout = datasets.load(dataset, "holdout")[0] if "black" in threats else None
     report = evaluation.evaluate(model, x, y, attacks=attacks, threats=threats, eps=eps, seed=seed, params=params,
                                  name=name, dataset=dataset, split=split, holdout=holdout,
-                                 black_box=black_box, on_result=(lambda r: r.write(output_dir)) if output_dir else None)
+                                 black_box=black_box, on_result=_writer(output_dir, overrides) if output_dir else None)
     report.settings["overrides"] = overrides
     if output_dir:  # the numbers first: a failure while drawing figures must not lose them
         report.write(output_dir)
@@ -105,6 +105,14 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     if update_card:
         write_to_card(name, report)
     return report
+
+
+def _writer(output_dir, overrides):
+    """Writes the report after each attack, its inference overrides included (a killed run keeps both)."""
+    def write(report):
+        report.settings["overrides"] = overrides
+        report.write(output_dir)
+    return write
 
 
 def write_to_card(name, report):

@@ -153,7 +153,8 @@ def untraced_numbers(name):
         if "report.json" in files:
             with open(os.path.join(dirpath, "report.json")) as f:
                 reports.append(json.load(f))
-    found = {(f"{r['threat']}_box", cards.result_key(r["attack"], r["params"]), r["n"], round(r["accuracy_defended"], 4), report.get("seed"))
+    found = {(cards.section_key(r["threat"], report.get("settings", {}).get("overrides")),
+              cards.result_key(r["attack"], r["params"]), r["n"], round(r["accuracy_defended"], 4), report.get("seed"))
              for report in reports for r in report["results"]}
     missing = []
     for threat, results in card.get("measured", {}).get("robustness", {}).items():
