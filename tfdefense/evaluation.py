@@ -309,7 +309,8 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
             report.substitute = {**settings, "training_set_size": substitute.training_set_size,
                                  "oracle_queries": substitute.oracle_queries,
                                  "agreement_with_defended_model": round(agreement, 4)}
-        names = list(attacks) + (["pgd_detector"] if threat == "white" and detector_aware and has_detector else [])
+        names = list(attacks) + (["pgd_detector"] if threat == "white" and detector_aware and has_detector
+                                 and "pgd_detector" not in attacks else [])
         for attack in names:
             p = attack_params(attack, eps, params)
             n = min(len(x), p.get("n") or len(x))

@@ -46,6 +46,12 @@ def test_report_schema_all_threats(tiny, tmp_path):
     assert "| white | pgd_detector" in (tmp_path / "report.md").read_text()
 
 
+def test_detector_aware_attack_named_explicitly_runs_once(tiny):
+    model, x, y = tiny
+    report = evaluation.evaluate(model, x, y, attacks=("pgd_detector",), threats=("white",), eps=0.2, params=FAST)
+    assert [r.attack for r in report.results] == ["pgd_detector"]
+
+
 def test_deterministic_for_a_seed(tiny):
     model, x, y = tiny
     a = evaluation.evaluate(model, x, y, attacks=("pgd",), threats=("gray", "white"), params=FAST, seed=5)
