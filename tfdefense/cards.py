@@ -106,17 +106,20 @@ def result_key(attack, params):
     return attack if eps is None or abs(eps - DEFAULT_EPS) < 1e-9 else f"{attack}_{eps:g}"
 
 
-def section_key(threat, overrides=None):
-    """The card section of results measured under ``threat`` with inference ``overrides``:
-    ``gray_box``; ``gray_box_no_detector`` with every detector off (``threshold=None``);
-    otherwise the settings appended (``white_box_steps=30``), so that a run with changed
-    settings never overwrites the figures of the model as published."""
-    key = f"{threat}_box"
+def settings_suffix(overrides=None):
+    """How a card names results measured with changed inference ``overrides``: nothing for the
+    model as published, ``_no_detector`` with every detector off (``threshold=None``), otherwise
+    the settings appended (``_steps=30``), so such a run never overwrites the published figures."""
     if not overrides:
-        return key
+        return ""
     if overrides == {"threshold": None}:
-        return key + "_no_detector"
-    return key + "_" + "_".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(overrides.items()))
+        return "_no_detector"
+    return "_" + "_".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(overrides.items()))
+
+
+def section_key(threat, overrides=None):
+    """The card section of results measured under ``threat`` with ``overrides`` (``gray_box_no_detector``)."""
+    return f"{threat}_box{settings_suffix(overrides)}"
 
 
 def _robustness_table(card):
@@ -199,8 +202,7 @@ def write_report(folder, report):
             "n": r.n, "params": r.params, "seed": report.seed, "split": report.split,
             **{k: round(getattr(r, k), 4) for k in ("mean_linf_fooled", "mean_l2_fooled")
                if getattr(r, k, None) is not None}}
-    clean_key = "clean_accuracy_defended" + section_key("", overrides)[len("_box"):]
-    card["measured"][clean_key] = {"value": round(report.clean["accuracy_defended"], 4),
+    card["measured"]["clean_accuracy_defended" + settings_suffix(overrides)] = {"value": round(report.clean["accuracy_defended"], 4),
                                    "n": report.n, "split": report.split, "seed": report.seed}
     if report.detector:
         card["measured"]["detector"] = report.detector
