@@ -3,7 +3,9 @@
 * detector thresholds, for any defense: each detector's threshold is the
   score that flags a fraction ``fpr`` of clean validation images (the
   family declares its target: 5% for AE-GAN+rs and INC, 0.1% for MagNet);
-* other settings, through the family's ``tune`` hook; the latent-search
+* other settings, through the family's ``tune`` hook (which may return the
+  thresholds too, when its detector's levels are not one false-positive
+  rate: FM-Defense's per-code resistance levels and distance); the latent-search
   families use `tune_step_size`: the step size with the best worst-case
   accuracy on validation images over gray-box attacks, searching every image.
 
@@ -62,8 +64,10 @@ def calibrate(name, folder=None, *, fpr=None, n=None, eps=0.3, seed=0, **options
         settings, table = family.tune(build, x, y, eps=eps, seed=seed, **options)
     elif options:
         raise TypeError(f"{name} has no tuning settings; got {sorted(options)}.")
-    model = build(**settings)
-    thresholds = {d: round(threshold_at_fpr(s, fpr), 6) for d, s in detector_scores(model, x, seed).items()}
+    thresholds = settings.pop("thresholds", None)  # a hook that sets its detector's levels itself (FM-Defense)
+    if thresholds is None:
+        model = build(**settings)
+        thresholds = {d: round(threshold_at_fpr(s, fpr), 6) for d, s in detector_scores(model, x, seed).items()}
     inference = {k: v for k, v in card.get("inference", {}).items() if k != "threshold"}
     card["inference"] = {**inference, **settings, "thresholds": thresholds}
     card["calibration"] = {"split": "validation", "n": int(len(x)), "seed": seed, "target_fpr": fpr,

@@ -30,7 +30,14 @@ rate (None: the detector flags nothing), and the rules
 * ``bypass``: unflagged inputs skip the purifier and take its surrogate
   (AE-GAN+rs sends clean-looking inputs through G(F(x)) only);
 * ``rejects``: a flagged input gets the reject decision (``rejected`` in the
-  outputs) instead of being trusted after purification.
+  outputs) instead of being trusted after purification; a detector may
+  reject above a second, higher level (``reject``: FM-Defense purifies
+  inputs a little suspicious and rejects those far beyond);
+* ``random``: the score depends on a seed (FM-Defense's morphs), which the
+  pipeline passes as ``score(x, seed=seed)``;
+* ``attackable``: a detector-aware attack can put ``excess`` in its loss:
+  the score's own gradient when ``differentiable``, else a differentiable
+  stand-in the detector defines (BPDA for the detector).
 
 A defense is ``DefendedClassifier(classifier, purifier=None, detectors=())``:
 a robustly trained classifier has neither, MagNet has a purifier and two
@@ -92,6 +99,7 @@ class DetectorLayer(keras.layers.Layer):
 
     differentiable = True
     needs_purification = False
+    random = False
 
     def __init__(self, threshold=None, bypass=False, rejects=True, **kwargs):
         super().__init__(**kwargs)
@@ -102,12 +110,19 @@ class DetectorLayer(keras.layers.Layer):
     def score(self, x, purification=None):
         raise NotImplementedError(f"{type(self).__name__} must implement score(x, purification=None).")
 
-    def bind(self, purifier):
-        """Called by `DefendedClassifier` with its purifier (or None). A detector
-        may score against the purifier's surrogate instead of holding its own
-        copy of the same networks; only the bound method is kept, so the
-        purifier is not tracked (and saved) twice."""
+    @property
+    def attackable(self):
+        """Whether a detector-aware attack can differentiate ``excess`` (by default: the score itself)."""
+        return self.differentiable
+
+    def bind(self, purifier, classifier=None):
+        """Called by `DefendedClassifier` with its purifier (or None) and classifier.
+        A detector may score against the purifier's surrogate, or ask the
+        protected classifier, instead of holding its own copy of the same
+        networks; only bound methods are kept, so nothing is tracked (and
+        saved) twice."""
         self._surrogate = None if purifier is None else purifier.surrogate
+        self._classify = None if classifier is None else classifier.__call__
 
     def call(self, x, purification=None):
         return self.score(x, purification)
@@ -117,6 +132,10 @@ class DetectorLayer(keras.layers.Layer):
         if self.threshold is None:
             return tf.zeros_like(score, tf.bool)
         return score > self.threshold
+
+    def reject(self, score):
+        """Boolean reject decisions: the flags of a rejecting detector, none otherwise."""
+        return self.flag(score) if self.rejects else tf.zeros_like(score, tf.bool)
 
     def excess(self, x):
         """relu(score / threshold - 1): how far above its threshold an input is, in units of the

@@ -142,7 +142,7 @@ class DefendedClassifier(keras.Model):
         if purifier is None and any(d.bypass for d in self.detectors):
             raise ValueError("a detector bypasses the purifier, but there is no purifier.")
         for d in self.detectors:
-            d.bind(purifier)
+            d.bind(purifier, classifier)
         self.max_batch = int(max_batch)
         self._defend_fn = tf.function(self.pipeline, reduce_retracing=True)
         self.built = True  # every part arrives built; nothing is created on first call
@@ -190,8 +190,9 @@ class DefendedClassifier(keras.Model):
         cheap = self.purifier.surrogate(x)
         return tf.tensor_scatter_nd_update(cheap, index[:, None], self._purify_subset(x, index, seed)), None
 
-    def _early_scores(self, x):
-        return {d.name: tf.cast(d.score(x), tf.float32) for d in self.detectors if not d.needs_purification}
+    def _early_scores(self, x, seed=0):
+        return {d.name: tf.cast(d.score(x, seed=seed) if d.random else d.score(x), tf.float32)
+                for d in self.detectors if not d.needs_purification}
 
     def _late_scores(self, x, purification):
         return {d.name: tf.cast(d.score(x, purification), tf.float32) for d in self.detectors
@@ -202,7 +203,7 @@ class DefendedClassifier(keras.Model):
         none = tf.zeros([batch], tf.bool)
         flags = [d.flag(scores[d.name]) for d in self.detectors]
         flagged = tf.reduce_any(tf.stack(flags), axis=0) if flags else none
-        rejecting = [f for d, f in zip(self.detectors, flags) if d.rejects]
+        rejecting = [d.reject(scores[d.name]) for d in self.detectors if d.rejects]
         rejected = tf.reduce_any(tf.stack(rejecting), axis=0) if rejecting else none
         if not self.detectors:
             score = tf.zeros([batch], tf.float32)
@@ -226,7 +227,7 @@ class DefendedClassifier(keras.Model):
         """
         x = validate_images(x, self.max_batch)
         seed = tf.convert_to_tensor(seed, tf.int32)
-        scores = self._early_scores(x)
+        scores = self._early_scores(x, seed)
         purified, purification = self._purify(x, seed, scores)
         scores.update(self._late_scores(x, purification))
         logits = tf.cast(self.classifier(purified, training=False), tf.float32)
@@ -234,7 +235,7 @@ class DefendedClassifier(keras.Model):
                 "purified": purified, **self._decisions(x, scores)}
 
     def _all_scores(self, x, seed):
-        scores = self._early_scores(x)
+        scores = self._early_scores(x, seed)
         if any(d.needs_purification for d in self.detectors):
             scores.update(self._late_scores(x, self.purifier(x, seed=tf.convert_to_tensor(seed, tf.int32))))
         return scores
@@ -258,7 +259,7 @@ class DefendedClassifier(keras.Model):
 
     def attackable_detectors(self):
         """Detectors whose score a detector-aware attack can differentiate."""
-        return [d for d in self.detectors if d.differentiable and d.threshold is not None]
+        return [d for d in self.detectors if d.attackable and d.threshold is not None]
 
     # -- keras and numpy entry points ---------------------------------------------------------
     def call(self, x, training=False, seed=0):

@@ -49,7 +49,9 @@ class Family:
             accept exactly these, plus the detector thresholds).
         tune: optional calibration hook for settings other than thresholds,
             ``(build, x, y, *, eps, seed, **options) -> (settings, table)``
-            where ``build(**settings)`` loads the model with detectors off.
+            where ``build(**settings)`` loads the model with detectors off;
+            ``settings["thresholds"]``, if present, replaces the
+            false-positive-rate thresholds.
         calibration: defaults of `tfdefense.calibration.calibrate` for the
             family (``fpr``: target false-positive rate, ``n``: validation images).
         tiny: what makes an entry of the family tiny for the conformance test
