@@ -127,14 +127,14 @@ def _robustness_table(card):
     robustness = card["measured"].get("robustness", {})
     if not robustness:
         return []
-    lines = ["", "| threat | attack | n | defended | no defense | rejected | defended or rejected | paper (defended) "
-             "| mean L2 / Linf of the fooled | settings |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["", "| threat | attack | n | defended | no defense | flagged | rejected | defended or rejected "
+             "| paper (defended) | mean L2 / Linf of the fooled | settings |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for threat, results in robustness.items():
         for attack, r in results.items():
             paper = card.get("reported", {}).get(threat, {}).get(REPORTED_KEYS.get(attack, attack), "-")
             settings = {k: v for k, v in r["params"].items() if k != "n"}
             lines.append(f"| {threat.replace('_box', '')} | {attack} | {r['n']} | {r['accuracy_defended']:.3f} "
-                         f"| {r['accuracy_undefended']:.3f} | {r['rejection_rate']:.3f} "
+                         f"| {r['accuracy_undefended']:.3f} | {_fmt(r.get('detection_rate'))} | {r['rejection_rate']:.3f} "
                          f"| {_fmt(r.get('accuracy_or_rejected'))} | {paper} "
                          f"| {_distortion(r)} | `{json.dumps(settings)}`, seed {r['seed']}, {r['split']} split |")
     return lines
@@ -200,8 +200,8 @@ def write_report(folder, report):
             "accuracy_defended": round(r.accuracy_defended, 4), "accuracy_undefended": round(r.accuracy_undefended, 4),
             "rejection_rate": round(r.rejection_rate, 4), "accuracy_or_rejected": round(r.accuracy_or_rejected, 4),
             "n": r.n, "params": r.params, "seed": report.seed, "split": report.split,
-            **{k: round(getattr(r, k), 4) for k in ("mean_linf_fooled", "mean_l2_fooled")
-               if getattr(r, k, None) is not None}}
+            **{k: round(getattr(r, k), 4) for k in ("mean_linf_fooled", "mean_l2_fooled", "detection_rate",
+                                                      "accuracy_or_detected") if getattr(r, k, None) is not None}}
     card["measured"]["clean_accuracy_defended" + settings_suffix(overrides)] = {"value": round(report.clean["accuracy_defended"], 4),
                                    "n": report.n, "split": report.split, "seed": report.seed}
     if report.detector:

@@ -105,6 +105,10 @@ class AttackResult:
     # Mean distortion of those successful examples only (None when there are none).
     mean_linf_fooled: float = None
     mean_l2_fooled: float = None
+    # Inputs any detector flagged (purified or rejected): differs from rejection_rate where flagged
+    # inputs are purified rather than rejected (AE-GAN+rs, FM-Defense's salvageable zone).
+    detection_rate: float = None
+    accuracy_or_detected: float = None
 
 
 @dataclasses.dataclass
@@ -138,15 +142,16 @@ class Report:
                  f"{self.dataset} `{self.split}` split, n={self.n}, seed={self.seed}. Settings: "
                  f"`{json.dumps(self.settings)}`.", "",
                  f"Clean: undefended {c['accuracy_undefended']:.3f}, defended {c['accuracy_defended']:.3f}, "
-                 f"flagged {c['rejection_rate']:.3f}.", "",
-                 "| threat | attack | params | no defense | defended | flagged | defended or flagged "
+                 f"flagged {_fmt(c.get('detection_rate', c['rejection_rate']))}, rejected {c['rejection_rate']:.3f}.",
+                 "", "| threat | attack | params | no defense | defended | flagged | rejected | defended or rejected "
                  "| fooled and unflagged | mean Linf | mean L2 | L2 of the fooled | time (s) |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in self.results:
             r = r if isinstance(r, dict) else dataclasses.asdict(r)
             params = {k: v for k, v in r["params"].items()}
             lines.append(f"| {r['threat']} | {r['attack']} (n={r['n']}) | `{json.dumps(params)}` "
-                         f"| {r['accuracy_undefended']:.3f} | {r['accuracy_defended']:.3f} | {r['rejection_rate']:.3f} "
+                         f"| {r['accuracy_undefended']:.3f} | {r['accuracy_defended']:.3f} "
+                         f"| {_fmt(r.get('detection_rate'))} | {r['rejection_rate']:.3f} "
                          f"| {r['accuracy_or_rejected']:.3f} | {_fmt(r.get('fooled_undetected'))} "
                          f"| {r['mean_linf']:.3f} | {r['mean_l2']:.3f} | {_fmt(r.get('mean_l2_fooled'))} "
                          f"| {r['wall_time_s']:.0f} |")
@@ -186,11 +191,12 @@ def _fmt(value):
 
 
 def defended_outputs(model, x):
-    """Final labels and detector flags of a defended (or plain) model."""
+    """Final labels, detector flags and reject decisions of a defended (or plain) model."""
     if hasattr(model, "defend"):
         out = model.defend(x)
-        return out["label"], out["is_adversarial"]
-    return np.argmax(predict_logits(model, x), axis=-1), np.zeros(len(x), bool)
+        return out["label"], np.asarray(out["is_adversarial"], bool), np.asarray(out["rejected"], bool)
+    none = np.zeros(len(x), bool)
+    return np.argmax(predict_logits(model, x), axis=-1), none, none
 
 
 def attack_params(attack, eps, overrides=None):
@@ -216,16 +222,17 @@ def run_attack(attack, logits_fn, x, y, params, seed, model=None):
 
 def measure(model, classifier, attack, threat, params, x, x_adv, y, seconds):
     """An `AttackResult` for adversarial images ``x_adv`` of ``x``."""
-    label, flagged = defended_outputs(model, x_adv)
+    label, flagged, rejected = defended_outputs(model, x_adv)
     delta = (x_adv - x).reshape(len(x), -1)
     correct = label == y
-    fooled = ~correct & ~np.asarray(flagged, bool)
+    fooled = ~correct & ~flagged
     linf, l2 = np.abs(delta).max(1), np.linalg.norm(delta, axis=1)
     return AttackResult(
         attack=attack, threat=threat, params=params, n=int(len(x)),
         accuracy_undefended=accuracy(classifier, x_adv, y, desc=f"{attack} undefended"),
-        accuracy_defended=float(np.mean(correct)), rejection_rate=float(np.mean(flagged)),
-        accuracy_or_rejected=float(np.mean(correct | flagged)),
+        accuracy_defended=float(np.mean(correct)), rejection_rate=float(np.mean(rejected)),
+        accuracy_or_rejected=float(np.mean(correct | rejected)),
+        detection_rate=float(np.mean(flagged)), accuracy_or_detected=float(np.mean(correct | flagged)),
         mean_linf=float(linf.mean()), mean_l2=float(l2.mean()), wall_time_s=round(seconds, 1),
         fooled_undetected=float(np.mean(fooled)),
         mean_linf_fooled=float(linf[fooled].mean()) if fooled.any() else None,
@@ -290,9 +297,10 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
     keras.utils.set_random_seed(seed)
     y = np.asarray(y)
     classifier = getattr(model, "classifier", model)
-    label, flagged = defended_outputs(model, x)
+    label, flagged, rejected = defended_outputs(model, x)
     clean = {"accuracy_undefended": accuracy(classifier, x, y, desc="clean undefended"),
-             "accuracy_defended": float(np.mean(label == y)), "rejection_rate": float(np.mean(flagged))}
+             "accuracy_defended": float(np.mean(label == y)), "rejection_rate": float(np.mean(rejected)),
+             "detection_rate": float(np.mean(flagged))}
     report = Report(model=name or getattr(model, "name", "model"), dataset=dataset, split=split, n=int(len(x)),
                     seed=seed, clean=clean, results=[],
                     settings={"eps": eps, "threats": list(threats), "attacks": list(attacks),
@@ -337,7 +345,7 @@ def eps_sweep(model, x, y, eps_values, *, attack="fgsm", threat="gray", seed=0):
     for eps in progress.bar(list(eps_values), desc=f"{attack} eps sweep"):
         p = attack_params(attack, eps)
         x_adv = run_attack(attack, attack_fn(model, threat, attack), x, y, p, seed, model)
-        labels, rejected = defended_outputs(model, x_adv)
+        labels, _, rejected = defended_outputs(model, x_adv)
         defended.append(float(np.mean(labels == y)))
         handled.append(float(np.mean((labels == y) | np.asarray(rejected, bool))))
         undefended.append(accuracy(classifier, x_adv, y, desc="undefended"))

@@ -26,8 +26,8 @@ def run(model, x, y, *, eps=0.3, n=100, seed=0, spsa_n=20):
     def acc(attack, threat, params, xs=x, ys=y):
         p = {**evaluation.attack_params(attack, params.pop("eps", eps)), **params}
         x_adv = evaluation.run_attack(attack, evaluation.attack_fn(model, threat, attack), xs, ys, p, seed, model)
-        label, flagged = evaluation.defended_outputs(model, x_adv)
-        return float(np.mean(label == ys)), float(np.mean(flagged)), x_adv
+        label, _, rejected = evaluation.defended_outputs(model, x_adv)
+        return float(np.mean(label == ys)), float(np.mean(rejected)), x_adv
 
     classifier = getattr(model, "classifier", model)
     _, _, x_gray = acc("pgd", "gray", {})
