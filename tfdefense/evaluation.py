@@ -6,8 +6,12 @@ Threat models (DESIGN.md vocabulary):
   defended model (the attacker does not know the defense).
 * ``white``: adaptive attacks through the defense (the exact gradient of a
   differentiable defense, BPDA + EOT for a latent search, see
-  `tfdefense.threats`); with differentiable detectors, also a detector-aware
-  PGD (``pgd_detector``) that keeps every score under its threshold.
+  `tfdefense.threats`); with attackable detectors, also a detector-aware
+  PGD (``pgd_detector``) that keeps every score under its threshold (a
+  non-differentiable detector through its differentiable stand-in). When
+  the detector bypasses the purifier for inputs it does not flag, that PGD
+  aims its classification loss at the bypass path, the one a quiet input
+  takes (FM-Defense: the classifier itself; AE-GAN+rs: G(F(x))).
 * ``black``: a substitute trained on the 150 ``holdout`` images labelled by
   the defended model (Jacobian augmentation), attacked, transferred.
 
@@ -32,6 +36,7 @@ import os
 import time
 
 import numpy as np
+import tensorflow as tf
 
 import keras
 
@@ -253,6 +258,10 @@ def attack_fn(model, threat, attack, substitute=None, white_box=None):
         return threats_lib.gray_box_fn(model)
     if threat == "black":
         return lambda xb: substitute.model(xb, training=False)
+    if attack == "pgd_detector" and any(d.bypass for d in model.attackable_detectors()):
+        # Inputs the detector stays quiet about skip the purifier (AE-GAN+rs: G(F(x)); FM-Defense: x itself),
+        # so the attack that quiets the detector aims its classification loss at that path, exactly.
+        return lambda xb: model.classifier(model.purifier.surrogate(tf.cast(xb, tf.float32)), training=False)
     if attack == "spsa":  # gradient-free: query the real defense
         if not hasattr(model, "defend"):
             return lambda xb: model(xb, training=False)

@@ -92,7 +92,7 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
         for d in curve_detectors:  # the paper's Figures 3 and 6 for AE-GAN+rs (its L1 detector)
             clean_scores, adv_scores, aucs = evaluation.detector_auc(model, x[:m], y[:m], d.name)
             report.detector["auc_by_fgsm_eps"][d.name] = aucs
-            report.detector["false_positive_rate_clean"][d.name] = float(np.mean(clean_scores > d.threshold))
+            report.detector["false_positive_rate_clean"][d.name] = float(np.mean(np.asarray(d.flag(clean_scores))))
             if output_dir:
                 figures[f"detector_{d.name}.png"] = plots.detector_figure(
                     os.path.join(output_dir, f"detector_{d.name}.png"), clean_scores, adv_scores, d.threshold,

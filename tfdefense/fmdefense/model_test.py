@@ -149,3 +149,12 @@ def test_serialization_round_trip(tmp_path):
     x, _ = testing.blob_images(2)
     np.testing.assert_allclose(clone.defend(x)["score"], defended.defend(x)["score"])
     assert clone.detectors[0].resistance_thresholds == [0.5, 0.5, 0.5]
+
+
+def test_detector_aware_attack_aims_at_the_path_quiet_inputs_take():
+    from tfdefense import evaluation
+
+    defended, _ = _detector(resistance_thresholds=1.0, threshold=0.5)
+    x, _ = testing.blob_images(2)
+    logits = evaluation.attack_fn(defended, "white", "pgd_detector")(tf.constant(x))
+    np.testing.assert_allclose(logits, defended.classifier(x, training=False), atol=1e-6)
