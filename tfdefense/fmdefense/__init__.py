@@ -153,7 +153,7 @@ def _warm_start(model, entry, folder):
     _load_into(model, folder)
 
 
-def tune(build, x, y, *, eps=0.3, seed=0, rho=0.999, eta=0.9, range_quantile=0.01, batch_size=64, **_):
+def tune(build, x, y, *, eps=0.3, seed=0, rho=0.999, eta=0.9, range_quantile=0.01, batch_size=64):
     """FM-Defense's calibration on clean validation images (Section III.C-D, IV.A).
 
     1. Normal value range of every code: its ``range_quantile`` and
