@@ -158,3 +158,23 @@ def test_detector_aware_attack_aims_at_the_path_quiet_inputs_take():
     x, _ = testing.blob_images(2)
     logits = evaluation.attack_fn(defended, "white", "pgd_detector")(tf.constant(x))
     np.testing.assert_allclose(logits, defended.classifier(x, training=False), atol=1e-6)
+
+
+def test_tune_selects_active_codes_and_sets_the_levels():
+    from tfdefense.fmdefense import tune
+
+    keras.utils.set_random_seed(0)
+    networks = FMDefense.from_config_dict(TINY)
+    classifier = _constant_classifier(3)
+
+    def build(**settings):
+        return build_defended(networks, classifier, **{"morphs": 3, "search_steps": 2, **settings})
+
+    x, y = testing.blob_images(8)
+    settings, table = tune(build, x, y, min_width=0.0, resistance_threshold=0.6)
+    assert settings["codes"] == [0, 1, 2] and settings["resistance_thresholds"] == [0.6] * 3
+    assert settings["thresholds"] == {"morph": 0.0} and table["clean_flagged"] == 0.0  # every morph keeps label 3
+    assert table["rho_thresholds"] == [1.0] * 3 and table["rule"] == "unified"
+    settings, table = tune(build, x, y, min_width=1e9, resistance_threshold=None)
+    assert len(settings["codes"]) == 1 and settings["resistance_thresholds"] == [1.0]
+    assert all(lo < hi for lo, hi in zip(settings["low"], settings["high"]))
