@@ -182,13 +182,14 @@ def tune(build, x, y, *, eps=0.3, seed=0, rho=0.999, eta=0.9, range_quantile=0.0
         ``resistance_thresholds`` and ``thresholds`` (theta_d) for the card,
         and what was measured.
     """
-    detector = build().detectors[0]
+    # Every setting tuning replaces is passed, so a card's earlier calibration cannot leak in.
+    detector = build(codes=None, resistance_thresholds=1.0).detectors[0]
     means = np.concatenate([np.asarray(detector.encoder(x[i:i + 500], training=False)[0])
                             for i in range(0, len(x), 500)])
     low = [round(float(v), 4) for v in np.quantile(means, range_quantile, axis=0)]
     high = [round(float(v), 4) for v in np.quantile(means, 1 - range_quantile, axis=0)]
     codes = [i for i in range(len(low)) if high[i] - low[i] >= min_width] or [int(np.argmax(np.subtract(high, low)))]
-    detector = build(low=low, high=high, codes=codes).detectors[0]
+    detector = build(low=low, high=high, codes=codes, resistance_thresholds=1.0).detectors[0]
     r = np.concatenate([np.asarray(detector.resistance(x[i:i + batch_size], seed))
                         for i in progress.bar(range(0, len(x), batch_size), desc="morph resistance")])
     by_rho = resistance_thresholds_at(r, rho)
