@@ -51,9 +51,9 @@ _REPORTED = {"mnist": {"gray_box_defended_or_rejected": {"fgsm_0.3": 0.998, "cw_
 # Inference settings before calibration: a generous code range and one resistance level for every code.
 _UNCALIBRATED = {"low": None, "high": None, "resistance_thresholds": 0.9}
 # The unified resistance threshold calibration ships (Figure 5's theta_r = 60%). Section IV.A's per-code
-# rho = 99.9% degenerates here: about 10% of clean validation images have resistance 0 on every code (classifier
-# A labels their combo-VAE reconstructions differently from the images), so each code's 0.1% quantile is 0 and
-# nothing would ever be flagged. `tune(..., resistance_threshold=None)` applies it; its table reports both.
+# rho = 99.9% degenerates here: 2.1% of clean MNIST validation images have resistance 0 on every active code
+# (classifier A labels all their morphs differently from the images themselves), so each code's 0.1% quantile is
+# 0 and nothing would ever be flagged. `tune(..., resistance_threshold=None)` applies it; its table reports both.
 UNIFIED_RESISTANCE = 0.6
 
 
