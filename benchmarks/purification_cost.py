@@ -39,7 +39,7 @@ flags.DEFINE_integer("speed_batch", 128, "Images in the timed batch.")
 flags.DEFINE_float("eps", 0.3, "FGSM budget.")
 flags.DEFINE_integer("seed", 0, "Image sampling and attack seed.")
 flags.DEFINE_boolean("speed_only", False, "Measure throughput only (skip the accuracy columns).")
-flags.DEFINE_string("only", None, "Comma-separated methods to run (aegan, defensegan, magnet, apegan, puvae); "
+flags.DEFINE_string("only", None, "Comma-separated methods to run (aegan, defensegan, magnet, apegan, puvae, fmdefense); "
                     "default all.")
 flags.DEFINE_string("output_dir", None, "Where to write cost.json, table2.md and accuracy_vs_compute.png.")
 FLAGS = flags.FLAGS
@@ -52,8 +52,11 @@ SETTINGS = (("aegan", 1, 0), ("aegan", 1, 10), ("aegan", 1, 15), ("aegan", 1, 60
 HEAVY = 1000  # gradient steps per image above which n_heavy images are used
 # Purifiers that take one forward pass (no search): timed and evaluated in the same run, R = L = 0.
 ONE_PASS = ("magnet", "apegan", "puvae")
+# Defenses whose cost is the detector itself (FM-Defense classifies S codes x N morphs per input): timed and
+# evaluated with the detector on, as shipped; the purifier only runs on what it flags.
+DETECTING = ("fmdefense",)
 NAMES = {"aegan": "AE-GAN+rs", "defensegan": "Defense-GAN", "magnet": "MagNet (reformer)", "apegan": "APE-GAN",
-         "puvae": "PuVAE"}
+         "puvae": "PuVAE", "fmdefense": "FM-Defense (detector on)"}
 
 # aegan_rs.txt Table 2 (classifier A, FGSM eps 0.3): {dataset: {(method, R, L): (clean, white, gray)}}.
 PAPER_TABLE2 = {
@@ -83,6 +86,19 @@ def _load(name, **settings):
         return build_defended(generator, registry.load_classifier(entry["inference"]["classifier"]), **settings), False
 
 
+def _morph_detector_flops(model):
+    """FLOPs per image of FM-Defense as shipped, for an input that is flagged: the code encoder once,
+    S x N morphs decoded and classified, the input classified, and the purifier's three networks."""
+    from tfdefense.purification import cost
+
+    detector, purifier = model.detectors[0], model.purifier
+    morphs = len(detector.codes) * detector.morphs
+    classify = cost.forward_flops(model.classifier)
+    return (cost.forward_flops(detector.encoder) + morphs * (cost.forward_flops(detector.decoder) + classify)
+            + classify + sum(cost.forward_flops(getattr(purifier, p)) for p in ("shared_encoder", "enhanced_decoder"))
+            + cost.forward_flops(purifier.dgmm))
+
+
 def _one_pass_flops(purifier):
     """FLOPs per image of a one-pass purifier: its network once, or (PuVAE) the shared trunk once and the
     conditional head and decoder once per class."""
@@ -110,6 +126,9 @@ def measure_setting(method, restarts, steps, short, x, y):
         model, pretrained = _load(f"{method}_{short}")
         model.set_thresholds({name: None for name in model.thresholds})
         flops = _one_pass_flops(model.purifier)
+    elif method in DETECTING:
+        model, pretrained = _load(f"{method}_{short}")
+        flops = _morph_detector_flops(model)
     else:
         model, pretrained = _load(f"{method}_{short}", steps=steps, restarts=restarts, threshold=None)
         flops = cost.search_flops(model.purifier.decoder, model.purifier.encoder, steps, restarts)
@@ -134,7 +153,8 @@ def table2_markdown(result):
     paper = PAPER_TABLE2.get(result["dataset"], {})
     lines = [f"Classifier A, {result['dataset']} eval split, FGSM eps={result['eps']}, seed {result['seed']}; "
              "threshold off (no rejection); white-box = BPDA (AE-GAN: through G(F(x)); Defense-GAN: identity), "
-             "1 EOT sample; one-pass purifiers (R = L = 0): their exact gradient. Paper values (aegan_rs.txt Table 2) in brackets.", "",
+             "1 EOT sample; one-pass purifiers (R = L = 0): their exact gradient; FM-Defense with its detector on "
+             "(its cost), exact gradient through the route each input takes. Paper values (aegan_rs.txt Table 2) in brackets.", "",
              "| method | R | L | n | images/s | clean | white FGSM | gray FGSM |", "|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         target = paper.get((row["method"], row["restarts"], row["steps"]))
@@ -159,11 +179,11 @@ def main(argv):
 
     short = "fmnist" if FLAGS.dataset in ("fmnist", "fashion_mnist") else "mnist"
     dataset = "fashion_mnist" if short == "fmnist" else "mnist"
-    methods = FLAGS.only.split(",") if FLAGS.only else ["aegan", "defensegan", *ONE_PASS]
+    methods = FLAGS.only.split(",") if FLAGS.only else ["aegan", "defensegan", *ONE_PASS, *DETECTING]
     x, y = harness.sample(dataset, max(FLAGS.n, FLAGS.n_heavy, FLAGS.speed_batch), FLAGS.seed)
     result = {"dataset": dataset, "eps": FLAGS.eps, "seed": FLAGS.seed, "speed_batch": FLAGS.speed_batch,
               "rows": [measure_setting(m, r, s, short, x, y) for m, r, s in SETTINGS if m in methods]
-              + [measure_setting(m, 0, 0, short, x, y) for m in ONE_PASS if m in methods]}
+              + [measure_setting(m, 0, 0, short, x, y) for m in ONE_PASS + DETECTING if m in methods]}
 
     def find(method, restarts, steps):
         return next((r for r in result["rows"] if (r["method"], r["restarts"], r["steps"]) == (method, restarts, steps)),

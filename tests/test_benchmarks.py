@@ -1,6 +1,7 @@
 """The benchmarks' tables, plots and profiles on made-up results or tiny models (the numbers
 themselves are measurements, never asserted)."""
 
+import functools
 import importlib.util
 import os
 
@@ -9,6 +10,7 @@ from tfdefense import plots
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@functools.lru_cache(maxsize=None)  # a benchmark defines absl flags: load each once per process
 def _module(name="purification_cost"):
     spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
@@ -47,3 +49,19 @@ def test_layer_profile_covers_every_decoder_layer_and_its_flops():
     assert [r["layer"] for r in rows] == [layer.name for layer in decoder.layers]
     assert sum(r["flops_per_image"] for r in rows) == 2 * cost.forward_flops(decoder)
     assert abs(sum(r["share_of_time"] for r in rows) - 1) < 0.01 and all(r["ms"] > 0 for r in rows)
+
+
+def test_fmdefense_cost_counts_every_morph_through_decoder_and_classifier():
+    import keras
+
+    from tfdefense.fmdefense import build_defended
+    from tfdefense.fmdefense.model import FMDefense
+    from tfdefense.purification import cost
+
+    networks = FMDefense.from_config_dict({"latent_dim": 3, "code_dim": 2, "filters": 2, "hidden": 8,
+                                           "disc_units": 8, "disc_depth": 1})
+    classifier = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    flops = {m: _module()._morph_detector_flops(build_defended(networks, classifier, morphs=m, codes=[0, 2]))
+             for m in (5, 10)}
+    per_morph = cost.forward_flops(networks.decoder) + cost.forward_flops(classifier)
+    assert flops[10] - flops[5] == 2 * 5 * per_morph  # two codes, five more morphs each

@@ -122,20 +122,40 @@ def section_key(threat, overrides=None):
     return f"{threat}_box{settings_suffix(overrides)}"
 
 
+# The figure a paper reports, by card section: plain accuracy, or a rejected (detected) input counted as handled.
+PAPER_FIGURES = (("", "accuracy"), ("_defended_or_rejected", "defended or rejected"),
+                 ("_defended_or_detected", "defended or detected"))
+
+
+def paper_figure(card, threat, attack):
+    """``(value, what it counts)`` of the paper's figure for ``attack`` under ``threat`` (a card section
+    such as ``gray_box``), or ``(None, None)``. Plain accuracy first; papers that count a rejected or
+    detected input as handled have it in ``<threat>_defended_or_rejected`` / ``_defended_or_detected``."""
+    reported = card.get("reported", {})
+    for suffix, kind in PAPER_FIGURES:
+        figures = reported.get(threat + suffix, {})
+        for key in (REPORTED_KEYS.get(attack, attack), attack):
+            if isinstance(figures, dict) and key in figures:
+                return figures[key], kind
+    return None, None
+
+
 def _robustness_table(card):
-    """Markdown rows: measured robustness with the paper's figure beside it."""
+    """Markdown rows: measured robustness with the paper's figure beside it (and what that figure counts)."""
     robustness = card["measured"].get("robustness", {})
     if not robustness:
         return []
     lines = ["", "| threat | attack | n | defended | no defense | flagged | rejected | defended or rejected "
-             "| paper (defended) | mean L2 / Linf of the fooled | settings |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| defended or detected | paper | mean L2 / Linf of the fooled | settings |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for threat, results in robustness.items():
         for attack, r in results.items():
-            paper = card.get("reported", {}).get(threat, {}).get(REPORTED_KEYS.get(attack, attack), "-")
+            value, kind = paper_figure(card, threat, attack)
+            paper = "-" if value is None else f"{value} ({kind})"
             settings = {k: v for k, v in r["params"].items() if k != "n"}
             lines.append(f"| {threat.replace('_box', '')} | {attack} | {r['n']} | {r['accuracy_defended']:.3f} "
                          f"| {r['accuracy_undefended']:.3f} | {_fmt(r.get('detection_rate'))} | {r['rejection_rate']:.3f} "
-                         f"| {_fmt(r.get('accuracy_or_rejected'))} | {paper} "
+                         f"| {_fmt(r.get('accuracy_or_rejected'))} | {_fmt(r.get('accuracy_or_detected'))} | {paper} "
                          f"| {_distortion(r)} | `{json.dumps(settings)}`, seed {r['seed']}, {r['split']} split |")
     return lines
 
@@ -202,10 +222,14 @@ def write_report(folder, report):
             "n": r.n, "params": r.params, "seed": report.seed, "split": report.split,
             **{k: round(getattr(r, k), 4) for k in ("mean_linf_fooled", "mean_l2_fooled", "detection_rate",
                                                       "accuracy_or_detected") if getattr(r, k, None) is not None}}
-    card["measured"]["clean_accuracy_defended" + settings_suffix(overrides)] = {"value": round(report.clean["accuracy_defended"], 4),
-                                   "n": report.n, "split": report.split, "seed": report.seed}
-    if report.detector:
-        card["measured"]["detector"] = report.detector
+    measured = card["measured"]
+    clean_key = "clean_accuracy_defended" + settings_suffix(overrides)
+    # A run on fewer images (a white-box run at n=100, say) never replaces a figure measured on more.
+    if report.n >= measured.get(clean_key, {}).get("n", 0):
+        measured[clean_key] = {"value": round(report.clean["accuracy_defended"], 4),
+                               "n": report.n, "split": report.split, "seed": report.seed}
+    if report.detector and report.detector.get("n", 0) >= measured.get("detector", {}).get("n", 0):
+        measured["detector"] = report.detector
     if report.substitute:
         card["measured"]["black_box_substitute"] = report.substitute
     write_card(folder, card)

@@ -64,3 +64,12 @@ def test_figures_measured_with_changed_settings_get_their_own_section(tmp_path):
     assert card["measured"]["clean_accuracy_defended"]["value"] == 0.4
     assert card["measured"]["clean_accuracy_defended_no_detector"]["value"] == 0.8
     assert cards.section_key("white", {"steps": 30}) == "white_box_steps=30"
+
+
+def test_paper_figure_says_what_it_counts():
+    card = {"reported": {"gray_box": {"fgsm_0.3": 0.8},
+                         "gray_box_defended_or_detected": {"fgsm_0.3": 0.99, "cw_l2": 0.98, "deepfool_linf": 0.97}}}
+    assert cards.paper_figure(card, "gray_box", "fgsm") == (0.8, "accuracy")  # plain accuracy first
+    assert cards.paper_figure(card, "gray_box", "cw") == (0.98, "defended or detected")
+    assert cards.paper_figure(card, "gray_box", "deepfool_linf") == (0.97, "defended or detected")
+    assert cards.paper_figure(card, "white_box", "fgsm") == (None, None)
