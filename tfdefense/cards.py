@@ -215,8 +215,11 @@ def write_report(folder, report):
     card = read_card(folder, verify=True)
     robustness = card.setdefault("measured", {}).setdefault("robustness", {})
     overrides = report.settings.get("overrides") or {}
+    # White-box results through a surrogate asked for explicitly get their own section too.
+    bpda = {"bpda": report.settings["white_box"]["bpda"]} if (report.settings.get("white_box") or {}).get("bpda") else {}
     for r in report.results:
-        robustness.setdefault(section_key(r.threat, overrides), {})[result_key(r.attack, r.params)] = {
+        section = section_key(r.threat, {**overrides, **(bpda if r.threat == "white" else {})})
+        robustness.setdefault(section, {})[result_key(r.attack, r.params)] = {
             "accuracy_defended": round(r.accuracy_defended, 4), "accuracy_undefended": round(r.accuracy_undefended, 4),
             "rejection_rate": round(r.rejection_rate, 4), "accuracy_or_rejected": round(r.accuracy_or_rejected, 4),
             "n": r.n, "params": r.params, "seed": report.seed, "split": report.split,

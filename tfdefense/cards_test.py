@@ -73,3 +73,19 @@ def test_paper_figure_says_what_it_counts():
     assert cards.paper_figure(card, "gray_box", "cw") == (0.98, "defended or detected")
     assert cards.paper_figure(card, "gray_box", "deepfool_linf") == (0.97, "defended or detected")
     assert cards.paper_figure(card, "white_box", "fgsm") == (None, None)
+
+
+def test_white_box_through_an_asked_for_surrogate_gets_its_own_section(tmp_path):
+    from tfdefense import evaluation
+
+    folder = _card_folder(tmp_path, {"name": "x"})
+    training = {"batch_size": 8, "learning_rate": 1e-3, "seed": 0, "wall_time_s": 1.0, "machine": "m", "command": "c"}
+    (tmp_path / cards.CARD).write_text(json.dumps(
+        {"name": "x", "family": "f", "dataset": "mnist", "architecture": {}, "training": training, "measured": {},
+         "files": {"model.weights.h5": cards.sha256(str(tmp_path / "model.weights.h5"))}}))
+    results = [evaluation.AttackResult("pgd", threat, {"eps": 0.3}, 10, 0.1, 0.5, 0.0, 0.5, 0.3, 5.0, 1.0)
+               for threat in ("gray", "white")]
+    report = evaluation.Report("x", "mnist", "eval", 10, 0, {"accuracy_defended": 0.9}, results,
+                               settings={"overrides": {}, "white_box": {"bpda": "surrogate"}})
+    robustness = cards.write_report(folder, report)["measured"]["robustness"]
+    assert set(robustness) == {"gray_box", 'white_box_bpda="surrogate"'}

@@ -45,6 +45,9 @@ flags.DEFINE_list("threat", ["gray"], "Threat models: gray,white,black.")
 flags.DEFINE_float("eps", 0.3, "Linf budget of the Linf attacks.")
 flags.DEFINE_string("output_dir", None, "Where `evaluate` writes report.json, report.md and PNG figures.")
 flags.DEFINE_string("params", "{}", 'Per-attack settings as JSON, e.g. \'{"pgd": {"nb_iter": 100}, "cw": {"n": 200}}\'.')
+flags.DEFINE_string("white_box", "{}", 'BPDA/EOT settings of --threat=white as JSON, e.g. \'{"bpda": "surrogate", "eot": 8}\' '
+                    '(bpda "surrogate" also applies to a differentiable purifier that declares a smooth surrogate: '
+                    'PuVAE\'s soft choice of class).')
 flags.DEFINE_string("black_box", "{}", 'Substitute settings as JSON, e.g. \'{"arch": "c", "rounds": 6}\'.')
 flags.DEFINE_integer("sweep", 0, "Number of eps values in --sweep_range for accuracy-vs-eps curves (0: none).")
 flags.DEFINE_integer("sweep_n", 200, "Images for the eps sweep and the detector curves.")
@@ -153,7 +156,8 @@ def cmd_evaluate(args):
         return
     report = harness.run(name, attacks=attacks, threats=tuple(FLAGS.threat), n=FLAGS.n or 1000,
                          eps=FLAGS.eps, seed=FLAGS.seed or 0, params=json.loads(FLAGS.params),
-                         black_box=json.loads(FLAGS.black_box), output_dir=FLAGS.output_dir, sweep=FLAGS.sweep, sweep_n=FLAGS.sweep_n,
+                         black_box=json.loads(FLAGS.black_box), white_box=json.loads(FLAGS.white_box),
+                         output_dir=FLAGS.output_dir, sweep=FLAGS.sweep, sweep_n=FLAGS.sweep_n,
                          sweep_range=[float(v) for v in FLAGS.sweep_range], sweep_attacks=FLAGS.sweep_attacks,
                          run_sanity=FLAGS.sanity, update_card=FLAGS.update_card, split=FLAGS.split or "eval",
                          **overrides)

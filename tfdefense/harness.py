@@ -24,13 +24,13 @@ def sample(dataset, n, seed, split="eval"):
 
 
 def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0.3, seed=0, params=None,
-        black_box=None, output_dir=None, sweep=0, sweep_n=200, sweep_range=(0.0, 0.4), sweep_attacks=("fgsm", "pgd"),
+        black_box=None, white_box=None, output_dir=None, sweep=0, sweep_n=200, sweep_range=(0.0, 0.4), sweep_attacks=("fgsm", "pgd"),
         run_sanity=False, update_card=False, split="eval", **overrides):
     """Evaluates a registered model and writes its report.
 
     Args:
         name: registered model name.
-        attacks, threats, eps, seed, params: see `evaluation.evaluate`.
+        attacks, threats, eps, seed, params, black_box, white_box: see `evaluation.evaluate`.
         n: images drawn from ``split`` (default: the 9850 test images outside
             the black-box holdout).
         output_dir: where report.json, report.md and the PNG figures go.
@@ -50,7 +50,7 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     holdout = datasets.load(dataset, "holdout")[0] if "black" in threats else None
     report = evaluation.evaluate(model, x, y, attacks=attacks, threats=threats, eps=eps, seed=seed, params=params,
                                  name=name, dataset=dataset, split=split, holdout=holdout,
-                                 black_box=black_box, on_result=_writer(output_dir, overrides) if output_dir else None)
+                                 black_box=black_box, white_box=white_box or None, on_result=_writer(output_dir, overrides) if output_dir else None)
     report.settings["overrides"] = overrides
     if output_dir:  # the numbers first: a failure while drawing figures must not lose them
         report.write(output_dir)

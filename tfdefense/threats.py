@@ -10,6 +10,10 @@
     BPDA, whose forward pass is the real defense and whose backward pass
     differentiates the purifier's declared surrogate (G(F(x)) for AE-GAN+rs,
     identity for Defense-GAN), or identity when asked (``bpda="identity"``);
+  - a differentiable purifier that declares a smooth surrogate (PuVAE:
+    a softmax over the classes' reconstruction errors in place of the
+    argmin): BPDA through it when asked (``bpda="surrogate"``), since the
+    exact gradient never asks another class's reconstruction to win;
   - a random purifier: EOT, the logits averaged over ``eot`` seeds (default:
     the purifier's ``eot_samples``).
 
@@ -38,7 +42,11 @@ def gray_box_fn(model):
 def gradient_kind(model, bpda=None):
     """What a white-box attack differentiates: "exact", or "bpda:<surrogate>" (e.g. "bpda:gfx")."""
     purifier = getattr(model, "purifier", None)
-    if purifier is None or purifier.differentiable:
+    if purifier is None:
+        return "exact"
+    # A differentiable purifier's exact gradient is the default; one whose exact gradient is only piecewise
+    # informative (PuVAE's min-RMSE choice of class) may declare a smooth surrogate, used when asked for.
+    if purifier.differentiable and not (bpda == "surrogate" and purifier.bpda != "self"):
         return "exact"
     return "bpda:" + (purifier.bpda if bpda in (None, "surrogate", "gfx") else "identity")
 

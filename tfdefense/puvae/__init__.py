@@ -134,10 +134,13 @@ def _measure(model, entry):
             **{f"purified_accuracy_seed0_{k}": {"value": round(c / len(x), 4), **test} for k, c in correct.items()}}
 
 
-def build_defended(trunk, head, decoder, classifier, threshold=None, sampling_scale=1.0, name="puvae"):
+def build_defended(trunk, head, decoder, classifier, threshold=None, sampling_scale=1.0, soft_temperature=0.01,
+                   name="puvae"):
     """PuVAE from its parts: the min-RMSE class-conditional reconstruction goes to the classifier,
-    and inputs whose smallest RMSE exceeds ``threshold`` are rejected (None: no rejection)."""
-    purifier = ClassConditionalPurifier(trunk, head, decoder, sampling_scale=sampling_scale)
+    and inputs whose smallest RMSE exceeds ``threshold`` are rejected (None: no rejection).
+    ``soft_temperature`` only shapes the attack surrogate (`ClassConditionalPurifier.surrogate`)."""
+    purifier = ClassConditionalPurifier(trunk, head, decoder, sampling_scale=sampling_scale,
+                                        soft_temperature=soft_temperature)
     return DefendedClassifier(classifier, purifier, [PurificationErrorDetector(threshold=threshold, name="rmse")],
                               name=name)
 
@@ -154,10 +157,9 @@ def _load_networks(config, folder):
     return nets
 
 
-def _load(entry, folder, classifier, sampling_scale):
+def _load(entry, folder, classifier, **settings):
     nets = _load_networks(entry["config"], folder)
-    return build_defended(**nets, classifier=registry.load_classifier(classifier), sampling_scale=sampling_scale,
-                          name=entry["name"])
+    return build_defended(**nets, classifier=registry.load_classifier(classifier), name=entry["name"], **settings)
 
 
 def _warm_start(model, entry, folder):
@@ -167,7 +169,8 @@ def _warm_start(model, entry, folder):
 
 
 registry.register_family(registry.Family("puvae", _build_for_training, _save, _measure, _load,
-                                         inference={"classifier": None, "sampling_scale": 1.0},
+                                         inference={"classifier": None, "sampling_scale": 1.0,
+                                                    "soft_temperature": 0.01},
                                          calibration={"fpr": 0.001, "n": None}, warm_start=_warm_start,
                                          tiny={"config": {"latent_dim": 4, "filters": 2, "hidden": 8}}))
 for _name, _entry in _entries().items():

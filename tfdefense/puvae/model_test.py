@@ -73,3 +73,25 @@ def test_training_lowers_the_loss_and_leaves_the_classifier_alone():
     assert history["loss"][-1] < history["loss"][0]
     for a, b in zip(before, classifier.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_soft_surrogate_tends_to_the_argmin_and_lets_every_class_pull():
+    nets = _nets()
+    x = tf.constant(testing.tiny_images(2, seed=4))
+    mean = ClassConditionalPurifier(*nets, sampling_scale=0.0)
+    images, rmse = mean.reconstructions(x, sample=False)
+    sharp = ClassConditionalPurifier(*nets, soft_temperature=1e-6).surrogate(x)
+    np.testing.assert_allclose(sharp, mean(x)["images"], atol=1e-5)  # temperature -> 0: the argmin
+    soft = ClassConditionalPurifier(*nets, soft_temperature=1.0)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = soft.surrogate(x)
+        total = tf.reduce_sum(out)
+    weights = np.exp(-np.asarray(rmse)) / np.exp(-np.asarray(rmse)).sum(1, keepdims=True)
+    np.testing.assert_allclose(out, np.einsum("nc,nchwk->nhwk", weights, np.asarray(images)), atol=1e-5)
+    assert float(tf.reduce_sum(tf.abs(tape.gradient(total, x)))) > 0
+    model = build_defended(*nets, cbuilders.classifier_c(units=8), soft_temperature=0.05)
+    assert threats.gradient_kind(model) == "exact"  # the default: the true gradient
+    assert threats.gradient_kind(model, "surrogate") == "bpda:soft-min-rmse"  # when asked for
+    with pytest.raises(ValueError, match="soft_temperature"):
+        ClassConditionalPurifier(*nets, soft_temperature=0.0)
