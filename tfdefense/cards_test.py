@@ -11,6 +11,16 @@ def _card_folder(tmp_path, card):
     return str(tmp_path)
 
 
+def _writable_card(tmp_path):
+    """A card with one verified weight file and what `write_card` renders."""
+    folder = _card_folder(tmp_path, {"name": "x"})
+    training = {"batch_size": 8, "learning_rate": 1e-3, "seed": 0, "wall_time_s": 1.0, "machine": "m", "command": "c"}
+    (tmp_path / cards.CARD).write_text(json.dumps(
+        {"name": "x", "family": "f", "dataset": "mnist", "architecture": {}, "training": training, "measured": {},
+         "files": {"model.weights.h5": cards.sha256(str(tmp_path / "model.weights.h5"))}}))
+    return folder
+
+
 def test_card_without_files_fails_closed(tmp_path):
     folder = _card_folder(tmp_path, {"name": "x", "measured": {}})
     with pytest.raises(cards.WeightsError, match="lists no weight files"):
@@ -44,11 +54,7 @@ def test_result_key_names_other_budgets():
 def test_figures_measured_with_changed_settings_get_their_own_section(tmp_path):
     from tfdefense import evaluation
 
-    folder = _card_folder(tmp_path, {"name": "x"})
-    training = {"batch_size": 8, "learning_rate": 1e-3, "seed": 0, "wall_time_s": 1.0, "machine": "m", "command": "c"}
-    (tmp_path / cards.CARD).write_text(json.dumps(
-        {"name": "x", "family": "f", "dataset": "mnist", "architecture": {}, "training": training, "measured": {},
-         "files": {"model.weights.h5": cards.sha256(str(tmp_path / "model.weights.h5"))}}))
+    folder = _writable_card(tmp_path)
 
     def report(accuracy, overrides):
         result = evaluation.AttackResult("fgsm", "gray", {"eps": 0.3}, 10, 0.1, accuracy, 0.5, 0.9, 0.3, 5.0, 1.0)
@@ -78,11 +84,7 @@ def test_paper_figure_says_what_it_counts():
 def test_white_box_through_an_asked_for_surrogate_gets_its_own_section(tmp_path):
     from tfdefense import evaluation
 
-    folder = _card_folder(tmp_path, {"name": "x"})
-    training = {"batch_size": 8, "learning_rate": 1e-3, "seed": 0, "wall_time_s": 1.0, "machine": "m", "command": "c"}
-    (tmp_path / cards.CARD).write_text(json.dumps(
-        {"name": "x", "family": "f", "dataset": "mnist", "architecture": {}, "training": training, "measured": {},
-         "files": {"model.weights.h5": cards.sha256(str(tmp_path / "model.weights.h5"))}}))
+    folder = _writable_card(tmp_path)
     results = [evaluation.AttackResult("pgd", threat, {"eps": 0.3}, 10, 0.1, 0.5, 0.0, 0.5, 0.3, 5.0, 1.0)
                for threat in ("gray", "white")]
     report = evaluation.Report("x", "mnist", "eval", 10, 0, {"accuracy_defended": 0.9}, results,
