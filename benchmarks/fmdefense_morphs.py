@@ -1,8 +1,8 @@
 """What FM-Defense's morph count buys: images/s and detection versus N (morphs per code).
 
 For each N, the detector is calibrated on clean validation images as
-`tfdefense calibrate` does (normal code ranges, per-code resistance
-thresholds at rho = 99.9%, theta_d at the 90% fractile of flagged clean
+`tfdefense calibrate` does (normal code ranges and active codes, the unified
+resistance threshold, theta_d at the 90% fractile of flagged clean
 distances), then on test images it measures the false-positive rate (clean
 images flagged), the true-positive rate on gray-box FGSM (eps 0.3) examples of
 classifier A, the fraction of each rejected, and the pipeline's images/s.
