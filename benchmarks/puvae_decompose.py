@@ -33,31 +33,12 @@ flags.DEFINE_string("output_dir", None, "Where to write decompose.json.")
 FLAGS = flags.FLAGS
 
 
-def decompose(purifier, classifier, x, y, seed=0, batch_size=250):
-    """The figures of the module docstring for one set of images (numpy in, dict of floats out)."""
-    import numpy as np
-
-    sums = {}
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        images, rmse = (np.asarray(t) for t in purifier.reconstructions(xb, seed))
-        chosen = rmse.argmin(1)
-        rows = np.arange(len(xb))
-        label_chosen = np.asarray(classifier(images[rows, chosen], training=False)).argmax(-1)
-        label_true = np.asarray(classifier(images[rows, yb], training=False)).argmax(-1)
-        batch = {"purified": label_chosen == yb, "choice_is_true_class": chosen == yb, "oracle": label_true == yb,
-                 "agrees_with_choice": label_chosen == chosen, "rmse_true": rmse[rows, yb],
-                 "rmse_chosen": rmse[rows, chosen]}
-        for key, values in batch.items():
-            sums[key] = sums.get(key, 0.0) + float(np.sum(values))
-    return {k: round(v / len(x), 4) for k, v in sums.items()}
-
-
 def main(argv):
     del argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tfdefense
     from tfdefense import attacks, harness, registry
+    from tfdefense.puvae.analysis import decompose
 
     short = "fmnist" if FLAGS.dataset in ("fmnist", "fashion_mnist") else "mnist"
     name = f"puvae_{short}"

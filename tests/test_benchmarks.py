@@ -65,3 +65,4 @@ def test_fmdefense_cost_counts_every_morph_through_decoder_and_classifier():
              for m in (5, 10)}
     per_morph = cost.forward_flops(networks.decoder) + cost.forward_flops(classifier)
     assert flops[10] - flops[5] == 2 * 5 * per_morph  # two codes, five more morphs each
+

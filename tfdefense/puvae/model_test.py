@@ -95,3 +95,18 @@ def test_soft_surrogate_tends_to_the_argmin_and_lets_every_class_pull():
     assert threats.gradient_kind(model, "surrogate") == "bpda:soft-min-rmse"  # when asked for
     with pytest.raises(ValueError, match="soft_temperature"):
         ClassConditionalPurifier(*nets, soft_temperature=0.0)
+
+
+def test_decompose_separates_the_class_choice_from_the_reconstruction():
+    from tfdefense.puvae.analysis import decompose
+
+    purifier = ClassConditionalPurifier(*_nets(), sampling_scale=0.0)  # batches of another size draw other noise
+    x, _ = testing.blob_images(6, seed=0)
+    images, rmse = (np.asarray(t) for t in purifier.reconstructions(x, 0))
+    y = rmse.argmin(1)  # labels that the class choice gets right by construction
+    classifier = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    row = decompose(purifier, classifier, x, y, batch_size=4)
+    assert row["choice_is_true_class"] == 1.0 and row["purified"] == row["oracle"]
+    assert abs(row["rmse_true"] - row["rmse_chosen"]) < 1e-6
+    wrong = decompose(purifier, classifier, x, (y + 1) % 10)
+    assert wrong["choice_is_true_class"] == 0.0 and wrong["rmse_true"] > wrong["rmse_chosen"]
