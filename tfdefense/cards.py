@@ -140,6 +140,17 @@ def paper_figure(card, threat, attack):
     return None, None
 
 
+def result_section(threat, settings):
+    """The card section of a result measured under ``threat`` by a report with ``settings``: its inference
+    overrides name it (`section_key`), and a white-box result through a surrogate the attack asked for
+    (``settings["white_box"]["bpda"]``) gets its own section too (``white_box_bpda="surrogate"``)."""
+    overrides = dict(settings.get("overrides") or {})
+    bpda = (settings.get("white_box") or {}).get("bpda")
+    if threat == "white" and bpda:
+        overrides["bpda"] = bpda
+    return section_key(threat, overrides)
+
+
 def _robustness_table(card):
     """Markdown rows: measured robustness with the paper's figure beside it (and what that figure counts)."""
     robustness = card["measured"].get("robustness", {})
@@ -215,11 +226,8 @@ def write_report(folder, report):
     card = read_card(folder, verify=True)
     robustness = card.setdefault("measured", {}).setdefault("robustness", {})
     overrides = report.settings.get("overrides") or {}
-    # White-box results through a surrogate asked for explicitly get their own section too.
-    bpda = {"bpda": report.settings["white_box"]["bpda"]} if (report.settings.get("white_box") or {}).get("bpda") else {}
     for r in report.results:
-        section = section_key(r.threat, {**overrides, **(bpda if r.threat == "white" else {})})
-        robustness.setdefault(section, {})[result_key(r.attack, r.params)] = {
+        robustness.setdefault(result_section(r.threat, report.settings), {})[result_key(r.attack, r.params)] = {
             "accuracy_defended": round(r.accuracy_defended, 4), "accuracy_undefended": round(r.accuracy_undefended, 4),
             "rejection_rate": round(r.rejection_rate, 4), "accuracy_or_rejected": round(r.accuracy_or_rejected, 4),
             "n": r.n, "params": r.params, "seed": report.seed, "split": report.split,

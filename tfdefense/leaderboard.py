@@ -48,6 +48,20 @@ def strongest_white(white):
     return min(linf.items(), key=lambda kv: kv[1]["accuracy_defended"]) if linf else None
 
 
+def white_results(robustness):
+    """The published model's white-box results: its ``white_box`` section and the sections of attacks that
+    asked for BPDA through a declared surrogate (``white_box_bpda="surrogate"``: the same model, another
+    gradient), the latter named ``<attack> (bpda surrogate)``. Sections with changed inference settings are
+    another model and stay out."""
+    out = dict(robustness.get("white_box", {}))
+    prefix = "white_box_bpda="
+    for section, results in robustness.items():
+        if section.startswith(prefix):
+            how = section[len(prefix):].strip('"')
+            out.update({f"{attack} (bpda {how})": r for attack, r in results.items()})
+    return out
+
+
 def rows():
     """One dict per entry whose card holds measured robustness."""
     out = []
@@ -60,7 +74,7 @@ def rows():
         if not robustness:
             continue
         clean = card["measured"].get("clean_accuracy_defended") or card["measured"].get("clean_accuracy")
-        strongest = strongest_white(robustness.get("white_box", {}))
+        strongest = strongest_white(white_results(robustness))
         row = {"name": name, "dataset": card["dataset"], "clean": clean, "results": {}, "reported": {},
                "strongest_white": strongest, "epochs": cards.epochs_trained(card.get("training", {}))}
         for threat, attack in COLUMNS:
@@ -153,7 +167,7 @@ def untraced_numbers(name):
         if "report.json" in files:
             with open(os.path.join(dirpath, "report.json")) as f:
                 reports.append(json.load(f))
-    found = {(cards.section_key(r["threat"], report.get("settings", {}).get("overrides")),
+    found = {(cards.result_section(r["threat"], report.get("settings", {})),
               cards.result_key(r["attack"], r["params"]), r["n"], round(r["accuracy_defended"], 4), report.get("seed"))
              for report in reports for r in report["results"]}
     missing = []

@@ -27,3 +27,12 @@ def test_strongest_white_box_is_a_linf_attack_at_the_standard_budget():
              "fgsm_0.4": {"accuracy_defended": 0.1, "params": {"eps": 0.4}}}
     assert leaderboard.strongest_white(white)[0] == "autoattack"
     assert leaderboard.strongest_white({"cw": white["cw"]}) is None
+
+
+def test_white_box_through_an_asked_for_surrogate_counts_but_changed_settings_do_not():
+    robustness = {"white_box": {"pgd": {"accuracy_defended": 0.7, "params": {"eps": 0.3}}},
+                  'white_box_bpda="surrogate"': {"pgd": {"accuracy_defended": 0.2, "params": {"eps": 0.3}}},
+                  "white_box_no_detector": {"pgd": {"accuracy_defended": 0.0, "params": {"eps": 0.3}}}}
+    white = leaderboard.white_results(robustness)
+    assert set(white) == {"pgd", "pgd (bpda surrogate)"}
+    assert leaderboard.strongest_white(white)[0] == "pgd (bpda surrogate)"
