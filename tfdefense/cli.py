@@ -2,7 +2,7 @@
 
 Usage:
     tfdefense list
-    tfdefense train <name> [--workdir=DIR] [--resume] [--warm_start] [--epochs=N] [--publish]
+    tfdefense train <name> [--workdir=DIR] [--resume] [--warm_start] [--init_from=NAME] [--epochs=N] [--publish]
     tfdefense evaluate                                       (aegan_mnist: clean + gray-box FGSM, PGD; n=1000)
     tfdefense evaluate <name> [--split=test] [--n=N]         (clean accuracy)
     tfdefense evaluate <name> --attacks=fgsm,pgd,cw --threat=gray,white,black --n=1000 --eps=0.3
@@ -29,6 +29,8 @@ flags.DEFINE_string("workdir", None, "Training folder (default: ./runs/<name>)."
 flags.DEFINE_boolean("resume", False, "Continue the checkpoint in --workdir.")
 flags.DEFINE_boolean("warm_start", False, "train: with no checkpoint in --workdir, continue the schedule from the "
                      "published weights (fresh optimizer state), e.g. on a machine that lost its checkpoint.")
+flags.DEFINE_string("init_from", None, "train: start from another published entry's weights (same family and "
+                    "network), e.g. PGD training from the FGSM-trained classifier; 'none' starts from scratch.")
 flags.DEFINE_boolean("publish", False, "Copy the trained weights and card to saved_models/<name>/.")
 flags.DEFINE_integer("epochs", None, "Override the number of epochs.")
 flags.DEFINE_integer("batch_size", None, "Override the batch size.")
@@ -101,6 +103,8 @@ def cmd_train(args):
     name = args[0]
     overrides = {k: getattr(FLAGS, k) for k in ("epochs", "batch_size", "steps_per_epoch", "seed")
                  if getattr(FLAGS, k) is not None}
+    if FLAGS.init_from is not None:
+        overrides["init_from"] = None if FLAGS.init_from.lower() == "none" else FLAGS.init_from
     entry = registry.get_entry(name)
     entry["config"].update(_parse_settings(FLAGS.set, known=entry["config"]))
     if FLAGS.set and FLAGS.publish:

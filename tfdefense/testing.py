@@ -109,7 +109,9 @@ def register_tiny_entry(family):
         tiny = registry.get_family(family).tiny
         base = next(registry.get_entry(n) for n in registry.list_models() if registry.get_entry(n)["family"] == family)
         base.pop("name")
-        base.update(path=name, config={**base["config"], **tiny.get("config", {})},
+        # A tiny network cannot start from a full-size entry's weights.
+        train = {k: v for k, v in base.get("train", {}).items() if k != "init_from"}
+        base.update(path=name, config={**base["config"], **tiny.get("config", {})}, train=train,
                     inference={**base.get("inference", {}), **tiny.get("inference", {})})
         registry.register(name, base)
     return name

@@ -35,7 +35,8 @@ from tfdefense.cards import read_json, write_json
 CHECKPOINT = "checkpoint.weights.h5"
 STATE = "state.json"
 TRAIN_DEFAULTS = {"epochs": 10, "batch_size": 100, "learning_rate": 1e-3, "seed": 0,
-                  "steps_per_epoch": None, "validation_steps": None, "dtype_policy": "float32"}
+                  "steps_per_epoch": None, "validation_steps": None, "dtype_policy": "float32",
+                  "init_from": None}
 
 
 def train_config(entry, overrides=None):
@@ -129,6 +130,8 @@ def train_and_evaluate(name_or_entry, workdir, *, resume=False, warm_start=False
         state = {"epoch": card["training"]["epochs_completed"], "wall_time_s": card["training"]["wall_time_s"],
                  "warm_start": {"from": source, "epochs_completed": card["training"]["epochs_completed"],
                                 "files": card["files"], "fresh": "optimizer state and anything not published"}}
+    if config["init_from"] and not state:
+        state = {"init_from": _init_source(entry, family, config["init_from"])}
     if state and state.get("config", config) != config:
         print(f"note: resuming with changed settings {config} (was {state['config']})", file=sys.stderr)
     state["config"] = config
@@ -145,6 +148,24 @@ def train_and_evaluate(name_or_entry, workdir, *, resume=False, warm_start=False
         keras.config.set_dtype_policy(previous_policy)
 
 
+def _init_source(entry, family, source_name):
+    """Where an ``init_from`` run takes its first weights: another published entry of the same
+    family and network (e.g. PGD training that starts from the FGSM-trained classifier)."""
+    source = registry.get_entry(source_name)
+    if family.warm_start is None:
+        raise ValueError(f"the {entry['family']!r} family cannot start from another entry's weights.")
+    if source["family"] != entry["family"] or source["metadata"]["dataset"] != entry["metadata"]["dataset"]:
+        raise ValueError(f"init_from={source_name!r} is a {source['family']} entry on "
+                         f"{source['metadata']['dataset']}; {entry['name']} needs the same family and dataset.")
+    folder = registry.weights_dir(source_name)
+    card = cards.read_card(folder, verify=True)  # fails closed on a missing or altered file
+    if card["architecture"].get("arch") != entry["config"].get("arch"):
+        raise ValueError(f"init_from={source_name!r} has network {card['architecture'].get('arch')!r}, "
+                         f"{entry['name']} needs {entry['config'].get('arch')!r}.")
+    return {"from": folder, "name": source_name, "epochs_completed": card["training"]["epochs_completed"],
+            "files": card["files"]}
+
+
 def _train(entry, config, family, workdir, state, publish_dir, verbose):
     model = family.build_for_training(entry, config)
     if not model.built:  # subclassed models: create every variable before a checkpoint loads
@@ -152,7 +173,12 @@ def _train(entry, config, family, workdir, state, publish_dir, verbose):
     if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     initial_epoch = 0
-    if state.get("warm_start") and not os.path.exists(os.path.join(workdir, CHECKPOINT)):
+    fresh = not os.path.exists(os.path.join(workdir, CHECKPOINT))
+    if state.get("init_from") and fresh:
+        family.warm_start(model, entry, state["init_from"]["from"])
+        print(f"{entry['name']} starts from the weights of {config['init_from']} (epoch 0/{config['epochs']}, "
+              "fresh optimizer state).", file=sys.stderr)
+    elif state.get("warm_start") and fresh:
         family.warm_start(model, entry, state["warm_start"]["from"])
         initial_epoch = state["epoch"]
         print(f"Warm start of {entry['name']} from its published weights at epoch {initial_epoch}/"

@@ -83,3 +83,24 @@ def test_resume_is_bit_for_bit(family, tiny_data_dir, tmp_path):
     assert a.keys() == b.keys() and len(a) > 4
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_init_from_starts_from_another_entrys_weights(tiny_data_dir, tmp_path, monkeypatch):
+    zoo = str(tmp_path / "zoo")
+    monkeypatch.setenv(registry.MODELS_ENV, zoo)
+    source = testing.register_tiny_entry("advtrain")
+    training.train_and_evaluate(source, str(tmp_path / "source"), publish_dir=zoo,
+                                overrides={"epochs": 1, "steps_per_epoch": 2}, verbose=0)
+    # A learning rate of 0 keeps the first weights: the result must equal the source entry's.
+    card = training.train_and_evaluate(source, str(tmp_path / "run"), verbose=0, overrides={
+        "epochs": 1, "steps_per_epoch": 1, "learning_rate": 0.0, "init_from": source})
+    assert card["training"]["init_from"]["name"] == source
+    assert card["training"]["epochs_completed"] == 1
+    published = registry.load(source).classifier.get_weights()
+    trained = registry.get_family("advtrain").load(registry.get_entry(source), str(tmp_path / "run" / "export"))
+    for a, b in zip(published, trained.classifier.get_weights()):
+        assert (a == b).all()
+
+    with pytest.raises(ValueError, match="same family and dataset"):
+        training.train_and_evaluate(source, str(tmp_path / "bad"), verbose=0,
+                                    overrides={"init_from": "classifier_a_mnist"})
