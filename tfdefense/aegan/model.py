@@ -7,6 +7,7 @@ from tfdefense.aegan import builders, losses
 from tfdefense.serialization import deserialize_parts, serialize_parts
 
 PARTS = ("encoder", "decoder", "discriminator")
+NOISE_KINDS = ("gaussian", "sign")
 
 
 @keras.saving.register_keras_serializable(package="tfdefense")
@@ -16,7 +17,9 @@ class AEGAN(keras.Model):
     Each step: D ascends log D(x) + log(1 - D(G(z))) for z ~ U(-1, 1)^d; G
     descends the adversarial term plus the reconstruction ||G(F(x + e)) - x||^2;
     F descends the reconstruction. With noise regularisation (+r) each image
-    gets e ~ N(0, sigma^2), sigma ~ U(0, noise_eta).
+    gets e ~ N(0, sigma^2), sigma ~ U(0, noise_eta) (``noise="gaussian"``, the
+    paper's), or e = sigma * s with a random sign s = +-1 per pixel
+    (``noise="sign"``: of the same scale, shaped like an FGSM perturbation).
 
     The Table 3 ablations are settings, not copies: ``adversarial=False`` is
     the plain auto-encoder (no D), ``noise_eta=0`` is AE-GAN without +r.
@@ -25,6 +28,7 @@ class AEGAN(keras.Model):
         encoder, decoder, discriminator: the sub-models (built by `builders`).
         latent_dim: code size (128).
         noise_eta: upper bound of the noise scale sigma (+r); 0 disables it.
+        noise: "gaussian" (Equation 5) or "sign".
         adversarial: train with D and the adversarial loss.
         adversarial_weight: weight of the generator's adversarial term.
 
@@ -38,8 +42,10 @@ class AEGAN(keras.Model):
     """
 
     def __init__(self, encoder, decoder, discriminator=None, latent_dim=128, noise_eta=0.3,
-                 adversarial=True, adversarial_weight=1.0, seed=0, **kwargs):
+                 adversarial=True, adversarial_weight=1.0, noise="gaussian", seed=0, **kwargs):
         super().__init__(**kwargs)
+        if noise not in NOISE_KINDS:
+            raise ValueError(f"noise must be one of {NOISE_KINDS}; got {noise!r}.")
         if adversarial and discriminator is None:
             raise ValueError("adversarial=True needs a discriminator.")
         self.encoder = encoder
@@ -47,6 +53,7 @@ class AEGAN(keras.Model):
         self.discriminator = discriminator if adversarial else None
         self.latent_dim = latent_dim
         self.noise_eta = float(noise_eta)
+        self.noise = noise
         self.adversarial = bool(adversarial)
         self.adversarial_weight = float(adversarial_weight)
         self.seed = seed
@@ -116,7 +123,11 @@ class AEGAN(keras.Model):
             return x
         batch = tf.shape(x)[0]
         sigma = keras.random.uniform((batch, 1, 1, 1), 0.0, self.noise_eta, seed=self.seed_generator)
-        noise = keras.random.normal(tf.shape(x), seed=self.seed_generator) * sigma
+        if self.noise == "sign":
+            unit = tf.sign(keras.random.uniform(tf.shape(x), -1.0, 1.0, seed=self.seed_generator))
+        else:
+            unit = keras.random.normal(tf.shape(x), seed=self.seed_generator)
+        noise = unit * sigma
         return tf.clip_by_value(x + noise, 0.0, 1.0)
 
     def train_step(self, data):
@@ -160,7 +171,7 @@ class AEGAN(keras.Model):
         config = super().get_config()
         config.update(serialize_parts(self, PARTS))
         config.update({
-            "latent_dim": self.latent_dim, "noise_eta": self.noise_eta,
+            "latent_dim": self.latent_dim, "noise_eta": self.noise_eta, "noise": self.noise,
             "adversarial": self.adversarial, "adversarial_weight": self.adversarial_weight,
             "seed": self.seed,
         })

@@ -23,7 +23,7 @@ def test_shapes_and_ranges():
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
 
 
-@pytest.mark.parametrize("settings", [{}, {"adversarial": False}, {"noise_eta": 0.0}])
+@pytest.mark.parametrize("settings", [{}, {"adversarial": False}, {"noise_eta": 0.0}, {"noise": "sign"}])
 def test_train_step_eager_and_compiled(settings):
     model = AEGAN.from_config_dict({**TINY, **settings})
     model.compile()
@@ -31,6 +31,19 @@ def test_train_step_eager_and_compiled(settings):
     keys = set(histories[0])
     assert "recon_loss" in keys
     assert ("d_loss" in keys) == settings.get("adversarial", True)
+
+
+def test_sign_noise_is_plus_or_minus_sigma():
+    model = AEGAN.from_config_dict({**TINY, "noise": "sign", "noise_eta": 0.3})
+    x = np.full((64, 28, 28, 1), 0.5, "float32")  # mid-grey: no clipping
+    noise = np.asarray(model._noisy(x)) - 0.5
+    sigma = np.abs(noise).reshape(64, -1)
+    assert np.allclose(sigma, sigma[:, :1], atol=1e-6)  # one scale per image
+    assert 0.0 <= sigma.min() and sigma.max() <= 0.3
+    positive = (noise > 0).mean()
+    assert 0.4 < positive < 0.6
+    with pytest.raises(ValueError, match="noise must be one of"):
+        AEGAN.from_config_dict({**TINY, "noise": "uniform"})
 
 
 def test_plain_ae_has_no_discriminator():
