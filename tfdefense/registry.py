@@ -137,11 +137,13 @@ def weights_dir(name):
     return os.path.join(models_dir(), get_entry(name)["path"])
 
 
-def load(name, **overrides):
+def load(name, folder=None, **overrides):
     """Loads a pretrained model by name, verifying its weights' sha256.
 
     Args:
         name: a name from `list_models()`.
+        folder: load the weights and card in this folder (e.g. a training run's
+            ``export/``) instead of the published ones.
         **overrides: inference settings the model's family declares (e.g.
             ``steps=`` for latent search), ``threshold=`` (one detector; None
             switches detection off) or ``thresholds={name: value}``.
@@ -157,7 +159,7 @@ def load(name, **overrides):
         TypeError: a setting the family does not declare.
     """
     entry = get_entry(name)
-    folder = weights_dir(name)
+    folder = folder or weights_dir(name)
     card = read_card(folder, verify=True)
     family = get_family(entry["family"])
     detector_overrides = {k: overrides.pop(k) for k in DETECTOR_SETTINGS if k in overrides}

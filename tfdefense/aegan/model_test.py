@@ -90,3 +90,24 @@ def test_recalibration_changes_only_decoder_statistics():
     for a, v in zip(trainable, model.trainable_variables):
         np.testing.assert_array_equal(a, v.numpy())
     assert all(layer.momentum == 0.99 for layer in norms)
+
+
+def test_decompose_measures_each_stage_on_the_same_images():
+    import keras
+
+    from tfdefense.aegan import analysis, builders, defended
+
+    keras.utils.set_random_seed(0)
+    encoder, decoder = builders.encoder(4, 2), builders.decoder(4, 2)
+    classifier = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    model = defended.build_defended(encoder, decoder, classifier, steps=2, threshold=0.0)  # flags everything
+    x, _ = testing.blob_images(6, seed=0)
+    gfx = np.asarray(model.purifier.surrogate(x))
+    y = np.asarray(classifier(gfx)).argmax(-1)  # labels that A gets right on G(F(x)) by construction
+    searches = {"tiny": defended.build_defended(encoder, decoder, classifier, steps=2, step_size=0.5).purifier}
+    row = analysis.decompose(model, classifier, x, y, searches=searches, readers=[classifier], clean=x)
+    assert row["gfx"] == 1.0 and row["flagged"] == 1.0 and row["n"] == 6
+    assert row["gfx_wrong_readers_right"] == row["gfx_wrong_readers_wrong"] == 0.0
+    assert row["gfx_l2_to_clean_reconstruction"] == 0.0 and set(row["search"]) == {"tiny"}
+    wrong = analysis.decompose(model, classifier, x, (y + 1) % 10, readers=[classifier])
+    assert wrong["gfx"] == 0.0 and wrong["gfx_wrong_readers_wrong"] == 1.0  # the reader agrees with A

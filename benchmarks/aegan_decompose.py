@@ -1,0 +1,65 @@
+"""Where AE-GAN+rs loses its gray-box points: detector, G(F(x)), the search, or classifier A.
+
+For clean images and gray-box FGSM and PGD-40 examples (eps 0.3, crafted on
+classifier A) it prints, per input kind (`tfdefense.aegan.analysis.decompose`):
+the pipeline as shipped, the share the detector flags, classifier A on
+G(F(x)) with no search, on the L-step search at each step size, and whether a
+wrong G(F(x)) label is the reconstruction's fault (classifiers B and C are wrong
+too) or A's. Run it on `validation` or `dev` to choose settings, on `eval` to
+report. Prints JSON lines and writes decompose.json.
+
+    python benchmarks/aegan_decompose.py --name=aegan_mnist --split=dev --n=500 \\
+        --output_dir=saved_models/aegan_mnist/reports/decompose
+"""
+
+import json
+import os
+
+from absl import app, flags
+
+flags.DEFINE_string("name", "aegan_mnist", "A latent-search entry with an encoder (aegan_mnist, aegan_fmnist).")
+flags.DEFINE_string("source", None, "Folder of exported weights to analyse (default: the published ones).")
+flags.DEFINE_integer("n", 500, "Images of --split (drawn by --seed).")
+flags.DEFINE_string("split", "dev", "dev, validation or eval.")
+flags.DEFINE_float("eps", 0.3, "Linf budget.")
+flags.DEFINE_list("step_sizes", ["0.001", "0.01", "0.1"], "Search step sizes to measure.")
+flags.DEFINE_list("inputs", ["clean", "fgsm", "pgd"], "Input kinds.")
+flags.DEFINE_integer("seed", 0, "Image sampling, attack and purifier seed.")
+flags.DEFINE_string("output_dir", None, "Where to write decompose.json.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tfdefense
+    from tfdefense import attacks, harness, registry
+    from tfdefense.aegan.analysis import decompose
+
+    entry = registry.get_entry(FLAGS.name)
+    short = entry["inference"]["classifier"].rsplit("_", 1)[-1]
+    x, y = harness.sample(entry["metadata"]["dataset"], FLAGS.n, FLAGS.seed, FLAGS.split)
+    model = tfdefense.load(FLAGS.name, FLAGS.source)
+    classifier = model.classifier
+    readers = [tfdefense.load(f"classifier_{arch}_{short}").classifier for arch in ("b", "c")]
+    searches = {f"step {s}": tfdefense.load(FLAGS.name, FLAGS.source, step_size=float(s)).purifier for s in FLAGS.step_sizes}
+    make = {"clean": lambda: x, "fgsm": lambda: attacks.fgsm(classifier, x, y, eps=FLAGS.eps),
+            "pgd": lambda: attacks.pgd(classifier, x, y, eps=FLAGS.eps, seed=FLAGS.seed)}
+    result = {"model": FLAGS.name, "source": FLAGS.source or "published", "n": int(len(x)), "eps": FLAGS.eps,
+              "seed": FLAGS.seed, "split": FLAGS.split, "steps": model.purifier.steps,
+              "shipped_step_size": model.purifier.step_size, "rows": []}
+    for kind in FLAGS.inputs:
+        images = make[kind]()
+        row = {"input": kind, **decompose(model, classifier, images, y, searches=searches, readers=readers,
+                                          clean=None if kind == "clean" else x, seed=FLAGS.seed)}
+        print(json.dumps(row), flush=True)
+        result["rows"].append(row)
+    print(json.dumps(result, indent=2))
+    if FLAGS.output_dir:
+        os.makedirs(FLAGS.output_dir, exist_ok=True)
+        with open(os.path.join(FLAGS.output_dir, "decompose.json"), "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)

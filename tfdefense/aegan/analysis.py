@@ -1,0 +1,74 @@
+"""Where AE-GAN+rs loses its gray-box points (see benchmarks/aegan_decompose.py).
+
+A gray-box error of the shipped pipeline can come from four places: the
+detector letting the input bypass the search (the bypass path is G(F(x))),
+the encoder-decoder reconstruction G(F(x_adv)) before any search, what the
+L-step search adds or removes, and classifier A misreading a purified image
+that is still of the right class. `decompose` measures each on the same
+images; classifiers B and C, trained apart from A, stand in for a human
+reader of the purified images.
+"""
+
+import numpy as np
+
+
+def _labels(classifier, images, batch_size=500):
+    return np.concatenate([np.asarray(classifier(images[i:i + batch_size], training=False)).argmax(-1)
+                           for i in range(0, len(images), batch_size)])
+
+
+def _purify(purifier, images, seed, batch_size=250):
+    return np.concatenate([np.asarray(purifier(images[i:i + batch_size], seed=seed)["images"])
+                           for i in range(0, len(images), batch_size)])
+
+
+def _surrogate(purifier, images, batch_size=500):
+    return np.concatenate([np.asarray(purifier.surrogate(images[i:i + batch_size]))
+                           for i in range(0, len(images), batch_size)])
+
+
+def decompose(model, classifier, x, y, *, searches=None, readers=(), clean=None, seed=0):
+    """The accuracy of each stage of an AE-GAN+rs pipeline on images ``x`` (labels ``y``).
+
+    Args:
+        model: the defended model as shipped (detector, purifier, classifier).
+        classifier: the classifier the defense protects (classifier A).
+        x, y: the inputs (clean or adversarial) and their true labels.
+        searches: {name: purifier} of searches to measure on ``x`` (e.g. the model's purifier
+            loaded at each step size: ``tfdefense.load(name, step_size=s).purifier``).
+        readers: other classifiers (B, C) that read G(F(x)) as a check of whether a wrong
+            label is the reconstruction's fault (every reader wrong too) or A's (a reader right).
+        clean: the clean images behind ``x``, to measure how far G(F(x)) moved from G(F(clean)).
+        seed: the purifier's seed.
+
+    Returns:
+        A dict of fractions over ``x``: ``undefended`` (A on x), ``flagged`` (the detector
+        sends x to the search), ``shipped`` (the pipeline's final label is right), ``gfx``
+        (A on G(F(x)), no search), ``search`` {name: A on that search's result},
+        ``gfx_wrong_readers_right`` and ``gfx_wrong_readers_wrong`` (of all images: A is wrong on
+        G(F(x)) and some reader is right / every reader is wrong), and, with ``clean``,
+        ``gfx_l2_to_clean_reconstruction`` (mean L2 from G(F(clean))).
+
+    Example:
+        >>> model = tfdefense.load("aegan_mnist")                            # doctest: +SKIP
+        >>> decompose(model, model.classifier, x_adv, y)   # doctest: +SKIP
+    """
+    out = model.defend(x, seed=seed)
+    gfx = _surrogate(model.purifier, x)
+    gfx_label = _labels(classifier, gfx)
+    result = {"n": int(len(x)), "undefended": float(np.mean(_labels(classifier, x) == y)),
+              "flagged": float(np.mean(out["is_adversarial"])), "shipped": float(np.mean(out["label"] == y)),
+              "gfx": float(np.mean(gfx_label == y)), "search": {}}
+    for name, purifier in (searches or {}).items():
+        result["search"][name] = round(float(np.mean(_labels(classifier, _purify(purifier, x, seed)) == y)), 4)
+    if readers:
+        wrong = gfx_label != y
+        some_right = np.zeros(len(x), bool)
+        for reader in readers:
+            some_right |= _labels(reader, gfx) == y
+        result["gfx_wrong_readers_right"] = float(np.mean(wrong & some_right))
+        result["gfx_wrong_readers_wrong"] = float(np.mean(wrong & ~some_right))
+    if clean is not None:
+        distance = np.sqrt(((gfx - _surrogate(model.purifier, clean)) ** 2).reshape(len(x), -1).sum(1))
+        result["gfx_l2_to_clean_reconstruction"] = float(distance.mean())
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}
