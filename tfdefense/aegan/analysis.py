@@ -45,8 +45,9 @@ def decompose(model, classifier, x, y, *, searches=None, readers=(), clean=None,
         A dict of fractions over ``x``: ``undefended`` (A on x), ``flagged`` (the detector
         sends x to the search), ``shipped`` (the pipeline's final label is right), ``gfx``
         (A on G(F(x)), no search), ``search`` {name: A on that search's result},
-        ``gfx_wrong_readers_right`` and ``gfx_wrong_readers_wrong`` (of all images: A is wrong on
-        G(F(x)) and some reader is right / every reader is wrong), and, with ``clean``,
+        ``gfx_wrong_every_reader_right``, ``gfx_wrong_some_reader_right`` and
+        ``gfx_wrong_no_reader_right`` (of all images: A is wrong on G(F(x)) and every / some but
+        not every / no reader is right: the first is A's fault, the last the reconstruction's), and, with ``clean``,
         ``gfx_l2_to_clean_reconstruction`` (mean L2 from G(F(clean))).
 
     Example:
@@ -63,11 +64,10 @@ def decompose(model, classifier, x, y, *, searches=None, readers=(), clean=None,
         result["search"][name] = round(float(np.mean(_labels(classifier, _purify(purifier, x, seed)) == y)), 4)
     if readers:
         wrong = gfx_label != y
-        some_right = np.zeros(len(x), bool)
-        for reader in readers:
-            some_right |= _labels(reader, gfx) == y
-        result["gfx_wrong_readers_right"] = float(np.mean(wrong & some_right))
-        result["gfx_wrong_readers_wrong"] = float(np.mean(wrong & ~some_right))
+        right = sum((_labels(reader, gfx) == y).astype(int) for reader in readers)
+        result["gfx_wrong_every_reader_right"] = float(np.mean(wrong & (right == len(readers))))
+        result["gfx_wrong_some_reader_right"] = float(np.mean(wrong & (right > 0) & (right < len(readers))))
+        result["gfx_wrong_no_reader_right"] = float(np.mean(wrong & (right == 0)))
     if clean is not None:
         distance = np.sqrt(((gfx - _surrogate(model.purifier, clean)) ** 2).reshape(len(x), -1).sum(1))
         result["gfx_l2_to_clean_reconstruction"] = float(distance.mean())

@@ -107,7 +107,7 @@ def test_decompose_measures_each_stage_on_the_same_images():
     searches = {"tiny": defended.build_defended(encoder, decoder, classifier, steps=2, step_size=0.5).purifier}
     row = analysis.decompose(model, classifier, x, y, searches=searches, readers=[classifier], clean=x)
     assert row["gfx"] == 1.0 and row["flagged"] == 1.0 and row["n"] == 6
-    assert row["gfx_wrong_readers_right"] == row["gfx_wrong_readers_wrong"] == 0.0
+    assert row["gfx_wrong_every_reader_right"] == row["gfx_wrong_no_reader_right"] == 0.0
     assert row["gfx_l2_to_clean_reconstruction"] == 0.0 and set(row["search"]) == {"tiny"}
     wrong = analysis.decompose(model, classifier, x, (y + 1) % 10, readers=[classifier])
-    assert wrong["gfx"] == 0.0 and wrong["gfx_wrong_readers_wrong"] == 1.0  # the reader agrees with A
+    assert wrong["gfx"] == 0.0 and wrong["gfx_wrong_no_reader_right"] == 1.0  # the reader agrees with A
