@@ -1,7 +1,7 @@
 """Where AE-GAN+rs loses its gray-box points: detector, G(F(x)), the search, or classifier A.
 
-For clean images and gray-box FGSM and PGD-40 examples (eps 0.3, crafted on
-classifier A) it prints, per input kind (`tfdefense.aegan.analysis.decompose`):
+For clean images, gray-box FGSM and PGD-40 examples (eps 0.3, crafted on
+classifier A) and half-masked images (Table 3's H.M.) it prints, per input kind (`tfdefense.aegan.analysis.decompose`):
 the pipeline as shipped, the share the detector flags, classifier A on
 G(F(x)) with no search, on the L-step search at each step size, and whether a
 wrong G(F(x)) label is the reconstruction's fault (classifiers B and C are wrong
@@ -23,7 +23,7 @@ flags.DEFINE_integer("n", 500, "Images of --split (drawn by --seed).")
 flags.DEFINE_string("split", "dev", "dev, validation or eval.")
 flags.DEFINE_float("eps", 0.3, "Linf budget.")
 flags.DEFINE_list("step_sizes", ["0.001", "0.01", "0.1"], "Search step sizes to measure.")
-flags.DEFINE_list("inputs", ["clean", "fgsm", "pgd"], "Input kinds.")
+flags.DEFINE_list("inputs", ["clean", "fgsm", "pgd", "half_mask"], "Input kinds (half_mask: Table 3's corruption).")
 flags.DEFINE_integer("seed", 0, "Image sampling, attack and purifier seed.")
 flags.DEFINE_string("output_dir", None, "Where to write decompose.json.")
 FLAGS = flags.FLAGS
@@ -44,7 +44,8 @@ def main(argv):
     readers = [tfdefense.load(f"classifier_{arch}_{short}").classifier for arch in ("b", "c")]
     searches = {f"step {s}": tfdefense.load(FLAGS.name, FLAGS.source, step_size=float(s)).purifier for s in FLAGS.step_sizes}
     make = {"clean": lambda: x, "fgsm": lambda: attacks.fgsm(classifier, x, y, eps=FLAGS.eps),
-            "pgd": lambda: attacks.pgd(classifier, x, y, eps=FLAGS.eps, seed=FLAGS.seed)}
+            "pgd": lambda: attacks.pgd(classifier, x, y, eps=FLAGS.eps, seed=FLAGS.seed),
+            "half_mask": lambda: attacks.half_mask(classifier, x, y)}
     result = {"model": FLAGS.name, "source": FLAGS.source or "published", "n": int(len(x)), "eps": FLAGS.eps,
               "seed": FLAGS.seed, "split": FLAGS.split, "steps": model.purifier.steps,
               "shipped_step_size": model.purifier.step_size, "rows": []}
