@@ -25,16 +25,21 @@ flags.DEFINE_float("eps", 0.3, "Linf budget.")
 flags.DEFINE_list("step_sizes", ["0.001", "0.01", "0.1"], "Search step sizes to measure.")
 flags.DEFINE_list("inputs", ["clean", "fgsm", "pgd", "half_mask"], "Input kinds (half_mask: Table 3's corruption).")
 flags.DEFINE_integer("seed", 0, "Image sampling, attack and purifier seed.")
-flags.DEFINE_string("output_dir", None, "Where to write decompose.json.")
+flags.DEFINE_string("output_dir", None, "Where to write decompose.json and decompose.md.")
+flags.DEFINE_boolean("update_card", False, "Put the table into the model card (its folder: --source or the "
+                     "published one); --output_dir must be inside that folder.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
+    if FLAGS.update_card and not FLAGS.output_dir:
+        raise app.UsageError("--update_card needs --output_dir inside the card's folder (its reports/).")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tfdefense
     from tfdefense import attacks, harness, registry
-    from tfdefense.aegan.analysis import decompose
+    from tfdefense import cards
+    from tfdefense.aegan.analysis import decompose, markdown_table
 
     entry = registry.get_entry(FLAGS.name)
     short = entry["inference"]["classifier"].rsplit("_", 1)[-1]
@@ -60,6 +65,19 @@ def main(argv):
         os.makedirs(FLAGS.output_dir, exist_ok=True)
         with open(os.path.join(FLAGS.output_dir, "decompose.json"), "w") as f:
             json.dump(result, f, indent=2)
+        with open(os.path.join(FLAGS.output_dir, "decompose.md"), "w") as f:
+            f.write(markdown_table(result) + "\n")
+    if FLAGS.update_card:
+        folder = FLAGS.source or registry.weights_dir(FLAGS.name)
+        card = cards.read_card(folder, verify=True)
+        report = os.path.relpath(os.path.join(FLAGS.output_dir, "decompose.json"), folder)
+        setting = (f"Where the gray-box points go: {result['split']} split, n = {result['n']}, seed {result['seed']}, "
+                   f"eps {result['eps']}, attacks crafted on classifier A, L = {result['steps']} "
+                   f"(shipped step {result['shipped_step_size']}); fractions of all inputs "
+                   "(`python benchmarks/aegan_decompose.py`).")
+        card.setdefault("analysis", {})["gray-box decomposition"] = {
+            "setting": setting, "table": markdown_table(result), "report": report}
+        cards.write_card(folder, card)
 
 
 if __name__ == "__main__":

@@ -212,6 +212,9 @@ def write_card(folder, card):
             lines += ["", "## Inference settings (chosen on validation data)" if section == "inference"
                       else "## Calibration", ""]
             lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card[section].items()]
+    for title, analysis in card.get("analysis", {}).items():
+        lines += ["", f"## Analysis: {title}", "", analysis.get("setting", ""), "", analysis["table"], "",
+                  f"Source: `{analysis['report']}`"]
     if card.get("notes"):
         lines += ["", "## Notes", "", card["notes"]]
     lines += ["", "## Files (sha256, checked at load)", ""]

@@ -72,3 +72,19 @@ def decompose(model, classifier, x, y, *, searches=None, readers=(), clean=None,
         distance = np.sqrt(((gfx - _surrogate(model.purifier, clean)) ** 2).reshape(len(x), -1).sum(1))
         result["gfx_l2_to_clean_reconstruction"] = float(distance.mean())
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}
+
+
+def markdown_table(result):
+    """The rows of a `benchmarks/aegan_decompose.py` result as a markdown table (for the card)."""
+    steps = list(result["rows"][0]["search"])
+    head = (["input", "no defense", "flagged", "as shipped", "G(F(x)), no search"] + [f"search, {s}" for s in steps]
+            + ["A wrong on G(F(x)): B and C right", "one of B, C right", "neither right",
+               "L2 from G(F(clean))"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in result["rows"]:
+        cells = ([row["input"], row["undefended"], row["flagged"], row["shipped"], row["gfx"]]
+                 + [row["search"][s] for s in steps]
+                 + [row.get("gfx_wrong_every_reader_right", "-"), row.get("gfx_wrong_some_reader_right", "-"),
+                    row.get("gfx_wrong_no_reader_right", "-"), row.get("gfx_l2_to_clean_reconstruction", "-")])
+        lines.append("| " + " | ".join(f"{c:.3f}" if isinstance(c, float) else str(c) for c in cells) + " |")
+    return "\n".join(lines)

@@ -109,5 +109,7 @@ def test_decompose_measures_each_stage_on_the_same_images():
     assert row["gfx"] == 1.0 and row["flagged"] == 1.0 and row["n"] == 6
     assert row["gfx_wrong_every_reader_right"] == row["gfx_wrong_no_reader_right"] == 0.0
     assert row["gfx_l2_to_clean_reconstruction"] == 0.0 and set(row["search"]) == {"tiny"}
+    table = analysis.markdown_table({"rows": [{"input": "clean", **row}]}).splitlines()
+    assert len(table) == 3 and "search, tiny" in table[0] and table[2].startswith("| clean | ")
     wrong = analysis.decompose(model, classifier, x, (y + 1) % 10, readers=[classifier])
     assert wrong["gfx"] == 0.0 and wrong["gfx_wrong_no_reader_right"] == 1.0  # the reader agrees with A
