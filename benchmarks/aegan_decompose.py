@@ -39,7 +39,7 @@ def main(argv):
     import tfdefense
     from tfdefense import attacks, harness, registry
     from tfdefense import cards
-    from tfdefense.aegan.analysis import decompose, markdown_table
+    from tfdefense.aegan.analysis import card_analysis, decompose, markdown_table
 
     entry = registry.get_entry(FLAGS.name)
     short = entry["inference"]["classifier"].rsplit("_", 1)[-1]
@@ -71,12 +71,7 @@ def main(argv):
         folder = FLAGS.source or registry.weights_dir(FLAGS.name)
         card = cards.read_card(folder, verify=True)
         report = os.path.relpath(os.path.join(FLAGS.output_dir, "decompose.json"), folder)
-        setting = (f"Where the gray-box points go: {result['split']} split, n = {result['n']}, seed {result['seed']}, "
-                   f"eps {result['eps']}, attacks crafted on classifier A, L = {result['steps']} "
-                   f"(shipped step {result['shipped_step_size']}); fractions of all inputs "
-                   "(`python benchmarks/aegan_decompose.py`).")
-        card.setdefault("analysis", {})["gray-box decomposition"] = {
-            "setting": setting, "table": markdown_table(result), "report": report}
+        card.setdefault("analysis", {})["gray-box decomposition"] = card_analysis(result, report)
         cards.write_card(folder, card)
 
 

@@ -76,15 +76,25 @@ def decompose(model, classifier, x, y, *, searches=None, readers=(), clean=None,
 
 def markdown_table(result):
     """The rows of a `benchmarks/aegan_decompose.py` result as a markdown table (for the card)."""
-    steps = list(result["rows"][0]["search"])
+    steps = sorted({s for row in result["rows"] for s in row["search"]}, key=lambda s: float(s.split()[-1]))
     head = (["input", "no defense", "flagged", "as shipped", "G(F(x)), no search"] + [f"search, {s}" for s in steps]
             + ["A wrong on G(F(x)): B and C right", "one of B, C right", "neither right",
                "L2 from G(F(clean))"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in result["rows"]:
         cells = ([row["input"], row["undefended"], row["flagged"], row["shipped"], row["gfx"]]
-                 + [row["search"][s] for s in steps]
+                 + [row["search"].get(s, "-") for s in steps]
                  + [row.get("gfx_wrong_every_reader_right", "-"), row.get("gfx_wrong_some_reader_right", "-"),
                     row.get("gfx_wrong_no_reader_right", "-"), row.get("gfx_l2_to_clean_reconstruction", "-")])
         lines.append("| " + " | ".join(f"{c:.3f}" if isinstance(c, float) else str(c) for c in cells) + " |")
     return "\n".join(lines)
+
+
+def card_analysis(result, report):
+    """The card's ``analysis`` item for a `benchmarks/aegan_decompose.py` result stored at ``report``
+    (a path relative to the card's folder)."""
+    setting = (f"Where the gray-box points go: {result['split']} split, n = {result['n']}, seed {result['seed']}, "
+               f"eps {result['eps']}, attacks crafted on classifier A, L = {result['steps']} "
+               f"(shipped step {result['shipped_step_size']}); fractions of all inputs "
+               "(`python benchmarks/aegan_decompose.py`).")
+    return {"setting": setting, "table": markdown_table(result), "report": report}
