@@ -76,7 +76,7 @@ def decompose(model, classifier, x, y, *, searches=None, readers=(), clean=None,
 
 def markdown_table(result):
     """The rows of a `benchmarks/aegan_decompose.py` result as a markdown table (for the card)."""
-    steps = sorted({s for row in result["rows"] for s in row["search"]}, key=lambda s: float(s.split()[-1]))
+    steps = list(dict.fromkeys(s for row in result["rows"] for s in row["search"]))  # in order of appearance
     head = (["input", "no defense", "flagged", "as shipped", "G(F(x)), no search"] + [f"search, {s}" for s in steps]
             + ["A wrong on G(F(x)): B and C right", "one of B, C right", "neither right",
                "L2 from G(F(clean))"])
