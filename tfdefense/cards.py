@@ -233,7 +233,10 @@ def write_report(folder, report):
     robustness = card.setdefault("measured", {}).setdefault("robustness", {})
     overrides = report.settings.get("overrides") or {}
     for r in report.results:
-        robustness.setdefault(result_section(r.threat, report.settings), {})[result_key(r.attack, r.params)] = {
+        section, key = robustness.setdefault(result_section(r.threat, report.settings), {}), result_key(r.attack, r.params)
+        if section.get(key, {}).get("n", 0) > r.n:
+            continue  # a run on fewer images never replaces a figure measured on more (republishing clears them)
+        section[key] = {
             "accuracy_defended": round(r.accuracy_defended, 4), "accuracy_undefended": round(r.accuracy_undefended, 4),
             "rejection_rate": round(r.rejection_rate, 4), "accuracy_or_rejected": round(r.accuracy_or_rejected, 4),
             "n": r.n, "params": r.params, "seed": report.seed, "split": report.split,

@@ -72,6 +72,24 @@ def test_figures_measured_with_changed_settings_get_their_own_section(tmp_path):
     assert cards.section_key("white", {"steps": 30}) == "white_box_steps=30"
 
 
+def test_a_smaller_run_never_replaces_a_figure_measured_on_more_images(tmp_path):
+    from tfdefense import evaluation
+
+    folder = _writable_card(tmp_path)
+
+    def report(n, accuracy):
+        result = evaluation.AttackResult("pgd", "white", {"eps": 0.3}, n, 0.1, accuracy, 0.5, 0.9, 0.3, 5.0, 1.0)
+        return evaluation.Report("x", "mnist", "eval", n, 0, {"accuracy_defended": 0.9}, [result],
+                                 settings={"overrides": {}})
+
+    cards.write_report(folder, report(1000, 0.4))
+    card = cards.write_report(folder, report(100, 0.1))
+    assert card["measured"]["robustness"]["white_box"]["pgd"] == {**card["measured"]["robustness"]["white_box"]["pgd"],
+                                                                 "n": 1000, "accuracy_defended": 0.4}
+    card = cards.write_report(folder, report(1000, 0.3))  # the same n replaces it
+    assert card["measured"]["robustness"]["white_box"]["pgd"]["accuracy_defended"] == 0.3
+
+
 def test_paper_figure_says_what_it_counts():
     card = {"reported": {"gray_box": {"fgsm_0.3": 0.8},
                          "gray_box_defended_or_detected": {"fgsm_0.3": 0.99, "cw_l2": 0.98, "deepfool_linf": 0.97}}}
