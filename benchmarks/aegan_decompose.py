@@ -6,7 +6,7 @@ the pipeline as shipped, the share the detector flags, classifier A on
 G(F(x)) with no search, on the L-step search at each step size, and whether a
 wrong G(F(x)) label is the reconstruction's fault (classifiers B and C are wrong
 too) or A's. Run it on `validation` or `dev` to choose settings, on `eval` to
-report. Prints JSON lines and writes decompose.json.
+report. Prints a JSON line per input kind and writes decompose.json and decompose.md.
 
     python benchmarks/aegan_decompose.py --name=aegan_mnist --split=dev --n=500 \\
         --output_dir=saved_models/aegan_mnist/reports/decompose
@@ -37,8 +37,7 @@ def main(argv):
         raise app.UsageError("--update_card needs --output_dir inside the card's folder (its reports/).")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tfdefense
-    from tfdefense import attacks, harness, registry
-    from tfdefense import cards
+    from tfdefense import attacks, cards, harness, registry
     from tfdefense.aegan.analysis import card_analysis, decompose, markdown_table
 
     entry = registry.get_entry(FLAGS.name)
@@ -60,11 +59,9 @@ def main(argv):
                                           clean=None if kind == "clean" else x, seed=FLAGS.seed)}
         print(json.dumps(row), flush=True)
         result["rows"].append(row)
-    print(json.dumps(result, indent=2))
     if FLAGS.output_dir:
         os.makedirs(FLAGS.output_dir, exist_ok=True)
-        with open(os.path.join(FLAGS.output_dir, "decompose.json"), "w") as f:
-            json.dump(result, f, indent=2)
+        cards.write_json(os.path.join(FLAGS.output_dir, "decompose.json"), result)
         with open(os.path.join(FLAGS.output_dir, "decompose.md"), "w") as f:
             f.write(markdown_table(result) + "\n")
     if FLAGS.update_card:

@@ -37,7 +37,7 @@ def main(argv):
     del argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tfdefense
-    from tfdefense import attacks, harness, registry
+    from tfdefense import attacks, cards, harness, registry
     from tfdefense.puvae.analysis import decompose
 
     short = "fmnist" if FLAGS.dataset in ("fmnist", "fashion_mnist") else "mnist"
@@ -57,8 +57,7 @@ def main(argv):
     print(json.dumps(result, indent=2))
     if FLAGS.output_dir:
         os.makedirs(FLAGS.output_dir, exist_ok=True)
-        with open(os.path.join(FLAGS.output_dir, "decompose.json"), "w") as f:
-            json.dump(result, f, indent=2)
+        cards.write_json(os.path.join(FLAGS.output_dir, "decompose.json"), result)
 
 
 if __name__ == "__main__":
