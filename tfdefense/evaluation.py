@@ -168,7 +168,8 @@ class Report:
             lines += ["", f"Accuracy vs eps: `{json.dumps(self.eps_sweep)}`."]
         if self.sanity:
             lines += ["", "## Sanity checks (Carlini et al. 2019)", ""]
-            lines += [f"- {'PASS' if c['passed'] else 'FAIL'} {k}: {c['detail']}" for k, c in self.sanity.items()]
+            verdicts = {True: "PASS", False: "FAIL", None: "N/A"}
+            lines += [f"- {verdicts[c['passed']]} {k}: {c['detail']}" for k, c in self.sanity.items()]
         if self.figures:
             lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in self.figures]
         return "\n".join(lines) + "\n"

@@ -108,3 +108,15 @@ def test_distortion_of_the_fooled_examples_only(tiny):
             assert r.mean_l2_fooled is None and r.mean_linf_fooled is None
         else:
             assert r.mean_linf_fooled <= (0.2 + 1e-6 if r is fgsm else 1.0) and r.mean_l2_fooled > 0
+
+
+def test_a_robust_classifier_is_its_own_defense_in_the_sanity_checks(tiny):
+    from tfdefense.defended import DefendedClassifier
+
+    model, x, y = tiny
+    bare = DefendedClassifier(model.classifier, name="robust")  # no purifier, no detector
+    checks = sanity.run(bare, x, y, n=4, spsa_n=2)
+    assert checks["undefended_falls_under_pgd"]["passed"] is None
+    assert "does not apply" in checks["undefended_falls_under_pgd"]["detail"]
+    if model.purifier is not None or model.detectors:
+        assert sanity.run(model, x, y, n=4, spsa_n=2)["undefended_falls_under_pgd"]["passed"] is not None
