@@ -11,10 +11,11 @@ reader of the purified images.
 
 import numpy as np
 
+from tfdefense.evaluation import predict_logits
 
-def _labels(classifier, images, batch_size=500):
-    return np.concatenate([np.asarray(classifier(images[i:i + batch_size], training=False)).argmax(-1)
-                           for i in range(0, len(images), batch_size)])
+
+def _labels(classifier, images):
+    return predict_logits(classifier, images, desc="labels").argmax(-1)
 
 
 def _purify(purifier, images, seed, batch_size=250):
