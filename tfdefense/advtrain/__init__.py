@@ -51,6 +51,12 @@ def _warmup_steps(recipe, short):
     return 0 if (recipe, short) == ("pgd", "mnist") else 1142
 
 
+def _how(recipe, short):
+    if recipe == "fgsm_rs":
+        return "FGSM from a random start (Wong et al. 2020)"
+    return "40-step PGD (Madry et al.)" + (", starting from the FGSM-RS entry's weights" if short == "mnist" else "")
+
+
 def _entries():
     entries = {}
     for dataset, short in (("mnist", "mnist"), ("fashion_mnist", "fmnist")):
@@ -64,11 +70,8 @@ def _entries():
                 "train": _train_settings(recipe, short),
                 "metadata": {
                     "dataset": dataset,
-                    "description": f"Classifier A adversarially trained on {dataset} with "
-                                   + ("40-step PGD (Madry et al.)"
-                                      + (", starting from the FGSM-RS entry's weights" if short == "mnist" else "")
-                                      if recipe == "pgd" else "FGSM from a random start (Wong et al. 2020)")
-                                   + ", Linf eps 0.3.",
+                    "description": f"Classifier A adversarially trained on {dataset} with {_how(recipe, short)}, "
+                                   "Linf eps 0.3.",
                     "reported": _REPORTED[dataset] if recipe == "pgd" else {},
                     "reference": "Madry et al. 2018; Wong et al. 2020; aegan_rs.txt Table 1 (Adv. Tr.)"},
             }
