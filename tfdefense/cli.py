@@ -34,6 +34,8 @@ flags.DEFINE_string("init_from", None, "train: start from another published entr
 flags.DEFINE_boolean("publish", False, "Copy the trained weights and card to saved_models/<name>/.")
 flags.DEFINE_integer("epochs", None, "Override the number of epochs.")
 flags.DEFINE_integer("batch_size", None, "Override the batch size.")
+flags.DEFINE_float("learning_rate", None, "train: override the learning rate (e.g. a smaller one to continue with "
+                   "--init_from).")
 flags.DEFINE_integer("steps_per_epoch", None, "Limit steps per epoch (smoke runs).")
 flags.DEFINE_integer("seed", None, "Seed: overrides the training seed; for evaluate, image sampling and attacks (default 0).")
 flags.DEFINE_multi_string("set", [], "key=value (JSON value). train: a model setting, e.g. "
@@ -101,7 +103,7 @@ def cmd_train(args):
     from tfdefense import registry, training
 
     name = args[0]
-    overrides = {k: getattr(FLAGS, k) for k in ("epochs", "batch_size", "steps_per_epoch", "seed")
+    overrides = {k: getattr(FLAGS, k) for k in ("epochs", "batch_size", "learning_rate", "steps_per_epoch", "seed")
                  if getattr(FLAGS, k) is not None}
     if FLAGS.init_from is not None:
         overrides["init_from"] = None if FLAGS.init_from.lower() == "none" else FLAGS.init_from

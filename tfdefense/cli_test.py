@@ -20,9 +20,10 @@ def test_train_smoke_and_evaluate(tiny_data_dir, tmp_path):
     workdir = str(tmp_path / "w")
     env = {"TFDEFENSE_MODELS_DIR": str(tmp_path / "zoo")}
     out = _run("train", "classifier_c_mnist", f"--workdir={workdir}", "--epochs=1", "--steps_per_epoch=2",
-               "--publish", env=env)
+               "--learning_rate=0.0005", "--publish", env=env)
     assert out.returncode == 0, out.stderr
-    assert os.path.isfile(tmp_path / "zoo" / "classifier_c_mnist" / "model_card.json")
+    card = json.load(open(tmp_path / "zoo" / "classifier_c_mnist" / "model_card.json"))
+    assert card["training"]["learning_rate"] == 0.0005  # the override is what ran, and the card says so
     # A snapshot published early says how far it got of the registered schedule.
     listing = _run("list", env=env).stdout
     assert any(line.startswith("classifier_c_mnist") and " 1/10 epochs" in line for line in listing.splitlines())
