@@ -191,6 +191,11 @@ def epochs_trained(training):
     return training.get("epochs_completed", "?"), training.get("scheduled_epochs", training.get("epochs", "?"))
 
 
+def _drops(training):
+    drops = training.get("learning_rate_drops")
+    return f" (divided by 10 from epoch {', '.join(str(d + 1) for d in drops)})" if drops else ""
+
+
 def write_card(folder, card):
     """Writes ``model_card.json`` and a short ``README.md`` rendered from it."""
     write_json(os.path.join(folder, CARD), card)
@@ -200,7 +205,7 @@ def write_card(folder, card):
              f"- family: `{card['family']}`, dataset: `{card['dataset']}`",
              f"- architecture: `{json.dumps(card['architecture'])}`",
              f"- training: {completed} epochs of the {scheduled}-epoch schedule, batch "
-             f"{t['batch_size']}, Adam lr {t['learning_rate']}, seed {t['seed']}, "
+             f"{t['batch_size']}, Adam lr {t['learning_rate']}{_drops(t)}, seed {t['seed']}, "
              f"{t.get('dtype_policy', 'float32')}, {t['wall_time_s'] / 60:.1f} min of training on "
              f"{t['machine']} (`{t['command']}`)", "", "## Measured by tfdefense", ""]
     lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card["measured"].items() if k != "robustness"]

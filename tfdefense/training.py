@@ -36,7 +36,7 @@ CHECKPOINT = "checkpoint.weights.h5"
 STATE = "state.json"
 TRAIN_DEFAULTS = {"epochs": 10, "batch_size": 100, "learning_rate": 1e-3, "seed": 0,
                   "steps_per_epoch": None, "validation_steps": None, "dtype_policy": "float32",
-                  "init_from": None}
+                  "init_from": None, "learning_rate_drops": ()}
 
 
 def train_config(entry, overrides=None):
@@ -58,6 +58,21 @@ def seed_generators(model):
                 seen.add(id(generator))
                 found.append(generator)
     return found
+
+
+def learning_rate_at(config, epoch):
+    """The learning rate of 0-based ``epoch``: ``learning_rate``, divided by 10 at each epoch listed in
+    ``learning_rate_drops`` (a step schedule; a resumed run recomputes it from the epoch)."""
+    return config["learning_rate"] * 0.1 ** sum(epoch >= drop for drop in config["learning_rate_drops"])
+
+
+def _schedule_callbacks(model, config):
+    if not config["learning_rate_drops"]:
+        return []
+    if not isinstance(getattr(model, "optimizer", None), keras.optimizers.Optimizer):
+        raise ValueError("learning_rate_drops needs a model with one optimizer; "
+                         f"{type(model).__name__} has {type(getattr(model, 'optimizer', None)).__name__}.")
+    return [keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(config, epoch))]
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -200,7 +215,7 @@ def _train(entry, config, family, workdir, state, publish_dir, verbose):
     if initial_epoch < config["epochs"]:
         model.fit(train, validation_data=val, epochs=config["epochs"], initial_epoch=initial_epoch,
                   steps_per_epoch=steps, validation_steps=config["validation_steps"],
-                  callbacks=[EpochCheckpoint(workdir, state)], verbose=verbose)
+                  callbacks=[*_schedule_callbacks(model, config), EpochCheckpoint(workdir, state)], verbose=verbose)
 
     export = os.path.join(workdir, "export")
     shutil.rmtree(export, ignore_errors=True)

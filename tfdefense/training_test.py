@@ -42,6 +42,21 @@ def test_resume_restores_optimizer_state(tiny_data_dir, tmp_path):
     assert int(model.optimizer.iterations.numpy()) == 200 // 20  # one epoch of steps
 
 
+def test_learning_rate_drops_divide_the_rate_and_survive_resume(tiny_data_dir, tmp_path):
+    config = training.train_config(TINY, {"learning_rate_drops": [1, 3]})
+    assert [training.learning_rate_at(config, e) for e in range(4)] == pytest.approx([1e-2, 1e-3, 1e-3, 1e-4])
+    workdir = str(tmp_path / "run")
+    overrides = {"steps_per_epoch": 1, "learning_rate_drops": [1]}
+    training.train_and_evaluate(TINY, workdir, verbose=0, overrides=overrides)
+    card = training.train_and_evaluate(TINY, workdir, resume=True, verbose=0, overrides={**overrides, "epochs": 2})
+    assert card["training"]["learning_rate_drops"] == [1]
+    assert "divided by 10 from epoch 2" in open(os.path.join(workdir, "export", "README.md")).read()
+    model = registry.get_family("classifier").build_for_training(TINY, training.train_config(TINY))
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(os.path.join(workdir, training.CHECKPOINT))  # the optimizer's rate is in the checkpoint
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
+
+
 def test_unknown_override():
     with pytest.raises(ValueError, match="Unknown training setting"):
         training.train_config(TINY, {"epoch": 3})
