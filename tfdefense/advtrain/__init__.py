@@ -29,49 +29,46 @@ _REPORTED = {"mnist": {"white_box": {"fgsm_0.3": 0.949, "pgd_0.3": 0.920, "cw_l2
 RECIPES = {"pgd": {"steps": 40, "step_size": 0.01}, "fgsm_rs": {"steps": 1, "step_size": 0.375}}
 
 
-# Madry's MNIST schedule is 100k steps of batch 50 (about 88 epochs) of PGD-40, about 12 hours of
-# this machine's 2 cores. advtrain_a_mnist instead starts from the FGSM-RS entry's weights and
-# continues with Madry's PGD-40 and his Adam 1e-4 for a few epochs (bfloat16: 2.3x faster here,
-# and its PGD-40 examples are as strong as float32's, 0.887 vs 0.887 on 300 validation images).
-# On Fashion-MNIST FGSM-RS overfits catastrophically at eps 0.3 (measured: PGD-40 accuracy 0.000),
-# so advtrain_a_fmnist is PGD-40 from scratch, with the budget ramp and Adam 1e-3 for 10 epochs
-# (validation PGD-40 accuracy flat at 0.58 from epoch 7), then 1e-4 for 2.
-def _train_settings(recipe, short):
-    if recipe == "fgsm_rs":
-        return {"epochs": 20, "batch_size": 100, "learning_rate": 1e-3, "seed": 0, "validation_steps": 5}
-    common = {"batch_size": 100, "seed": 0, "validation_steps": 5, "dtype_policy": "mixed_bfloat16"}
-    if short == "fmnist":
-        return {**common, "epochs": 12, "learning_rate": 1e-3, "learning_rate_drops": [10]}
-    return {**common, "epochs": 6, "learning_rate": 1e-4, "init_from": f"advtrain_a_{short}_fast"}
-
-
-def _warmup_steps(recipe, short):
-    # From scratch the budget ramps up over the first 2 epochs (1142 steps of 100 of the 57100
-    # training images): at full eps from the start classifier A collapsed to a constant output.
-    # advtrain_a_mnist starts from a robust classifier: no ramp.
-    return 0 if (recipe, short) == ("pgd", "mnist") else 1142
-
-
-def _how(recipe, short):
-    if recipe == "fgsm_rs":
-        return "FGSM from a random start (Wong et al. 2020)"
-    return "40-step PGD (Madry et al.)" + (", starting from the FGSM-RS entry's weights" if short == "mnist" else "")
+# What differs between the entries: how each was trained. Madry's MNIST schedule is 100k steps of
+# batch 50 (about 88 epochs) of PGD-40, about 12 hours of this machine's 2 cores, so
+# advtrain_a_mnist starts from the FGSM-RS entry's weights and continues with Madry's PGD-40 and
+# his Adam 1e-4 for 6 epochs (bfloat16: 2.3x faster here, and its PGD-40 examples are as strong as
+# float32's, 0.887 vs 0.887 on 300 validation images). On Fashion-MNIST FGSM-RS overfits
+# catastrophically at eps 0.3 (measured: PGD-40 accuracy 0.000), so advtrain_a_fmnist is PGD-40
+# from scratch, Adam 1e-3 for 10 epochs (validation PGD-40 accuracy flat at 0.58 from epoch 7),
+# then 1e-4 for 2. From scratch the budget ramps up over the first 2 epochs (1142 steps of 100 of
+# the 57100 training images): at full eps from the start classifier A collapsed to a constant
+# output; advtrain_a_mnist starts from a robust classifier, so no ramp.
+_FGSM_RS = {"how": "FGSM from a random start (Wong et al. 2020)", "eps_warmup_steps": 1142,
+            "train": {"epochs": 20, "learning_rate": 1e-3}}
+_PLANS = {
+    ("pgd", "mnist"): {"how": "40-step PGD (Madry et al.), starting from the FGSM-RS entry's weights",
+                       "eps_warmup_steps": 0,
+                       "train": {"epochs": 6, "learning_rate": 1e-4, "dtype_policy": "mixed_bfloat16",
+                                 "init_from": "advtrain_a_mnist_fast"}},
+    ("pgd", "fmnist"): {"how": "40-step PGD (Madry et al.)", "eps_warmup_steps": 1142,
+                        "train": {"epochs": 12, "learning_rate": 1e-3, "learning_rate_drops": [10],
+                                  "dtype_policy": "mixed_bfloat16"}},
+    ("fgsm_rs", "mnist"): _FGSM_RS,
+    ("fgsm_rs", "fmnist"): _FGSM_RS,
+}
 
 
 def _entries():
     entries = {}
     for dataset, short in (("mnist", "mnist"), ("fashion_mnist", "fmnist")):
         for recipe, suffix in (("pgd", ""), ("fgsm_rs", "_fast")):
+            plan = _PLANS[recipe, short]
             entries[f"advtrain_a_{short}{suffix}"] = {
                 "family": "advtrain",
                 "config": {"arch": "a", "eps": 0.3, **RECIPES[recipe], "clean_weight": 0.0,
-                           "eps_warmup_steps": _warmup_steps(recipe, short)},
+                           "eps_warmup_steps": plan["eps_warmup_steps"]},
                 "path": f"advtrain_a_{short}{suffix}",
                 # Validation attacks too: 5 batches keep its cost below a tenth of an epoch.
-                "train": _train_settings(recipe, short),
+                "train": {"batch_size": 100, "seed": 0, "validation_steps": 5, **plan["train"]},
                 "metadata": {
                     "dataset": dataset,
-                    "description": f"Classifier A adversarially trained on {dataset} with {_how(recipe, short)}, "
+                    "description": f"Classifier A adversarially trained on {dataset} with {plan['how']}, "
                                    "Linf eps 0.3.",
                     "reported": _REPORTED[dataset] if recipe == "pgd" else {},
                     "reference": "Madry et al. 2018; Wong et al. 2020; aegan_rs.txt Table 1 (Adv. Tr.)"},
