@@ -22,6 +22,9 @@ from tfdefense.defensegan.robust import ManifoldAdversarialTraining
 from tfdefense.purification import PurificationErrorDetector, Purifier
 
 GENERATOR = "generator.weights.h5"
+# Published beside the generator only so that training can continue on another
+# machine with the critic it was trained against; inference never reads it.
+CRITIC = "critic.weights.h5"
 # R=10 restarts x L=200 steps as in Defense-GAN; the step size is chosen on
 # validation data by `tfdefense calibrate` and the threshold rejects (INC).
 INFERENCE_DEFAULTS = {"steps": 200, "restarts": 10, "step_size": 0.01, "decay_every": 50, "decay": 0.5,
@@ -63,7 +66,8 @@ def _build_for_training(entry, config):
 
 def _save(model, entry, out_dir):
     model.generator.save_weights(os.path.join(out_dir, GENERATOR))
-    return [GENERATOR]
+    model.critic.save_weights(os.path.join(out_dir, CRITIC))
+    return [GENERATOR, CRITIC]
 
 
 def _measure(model, entry):
@@ -109,8 +113,13 @@ def _build_robust(entry, config):
 
 
 def _warm_start(model, entry, folder):
-    """The published generator; the critic and the optimizers start fresh."""
+    """The published generator and, where it was published too, its critic; the optimizers start fresh.
+
+    Weights published before the critic was (defensegan_* at 4 and 6 epochs)
+    continue with a fresh critic, which the training card records."""
     model.generator.load_weights(os.path.join(folder, GENERATOR))
+    if os.path.exists(os.path.join(folder, CRITIC)):
+        model.critic.load_weights(os.path.join(folder, CRITIC))
 
 
 registry.register_family(registry.Family("defensegan", _build_for_training, _save, _measure, _load,
