@@ -28,7 +28,7 @@ CRITIC = "critic.weights.h5"
 # R=10 restarts x L=200 steps as in Defense-GAN; the step size is chosen on
 # validation data by `tfdefense calibrate` and the threshold rejects (INC).
 INFERENCE_DEFAULTS = {"steps": 200, "restarts": 10, "step_size": 0.01, "decay_every": 50, "decay": 0.5,
-                      "classifier": None}
+                      "momentum": 0.0, "init_scale": 1.0, "classifier": None}
 # Table 1 (R=10, L=200) and Table 2's R=10, L=60 column (FGSM eps 0.3) of aegan_rs.txt.
 _REPORTED = {"mnist": {"white_box": {"fgsm_0.3": 0.981, "pgd_0.3": 0.989, "cw_l2": 0.981},
                        "gray_box": {"fgsm_0.3": 0.880, "pgd_0.3": 0.913, "cw_l2": 0.918},
@@ -75,10 +75,11 @@ def _measure(model, entry):
 
 
 def build_defended(generator, classifier, steps=200, restarts=10, step_size=0.01, decay_every=50, decay=0.5,
-                   threshold=None, name="defensegan"):
+                   momentum=0.0, init_scale=1.0, threshold=None, name="defensegan"):
     """INC: random-restart search from N(0, I), reject if the best search error is above ``threshold``."""
     purifier = Purifier(generator, None, steps=steps, step_size=step_size, restarts=restarts,
-                        decay_every=decay_every, decay=decay, prior="normal", z_clip=None)
+                        decay_every=decay_every, decay=decay, prior="normal", z_clip=None, momentum=momentum,
+                        init_scale=init_scale)
     return DefendedClassifier(classifier, purifier, [PurificationErrorDetector(threshold=threshold)], name=name)
 
 

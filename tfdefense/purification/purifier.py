@@ -24,6 +24,8 @@ class Purifier(PurifierLayer):
         restarts: R starting codes per image.
         prior: "uniform" (codes in [-1, 1]) or "normal" for random starts.
         z_clip: clip codes to [-z_clip, z_clip]; None for no clipping.
+        momentum: heavy-ball momentum of the search (0: plain gradient descent).
+        init_scale: half-width or standard deviation of the random starts.
 
     Contract: not differentiable (the search's gradient is not the defense's);
     BPDA goes through G(F(x)) with an encoder, else identity; random when it
@@ -42,7 +44,7 @@ class Purifier(PurifierLayer):
     """
 
     def __init__(self, decoder, encoder=None, steps=15, step_size=0.02, restarts=1, decay_every=5,
-                 decay=0.5, prior="uniform", z_clip=1.0, **kwargs):
+                 decay=0.5, prior="uniform", z_clip=1.0, momentum=0.0, init_scale=1.0, **kwargs):
         super().__init__(**kwargs)
         if restarts < 1:
             raise ValueError(f"restarts must be >= 1, got {restarts}.")
@@ -57,6 +59,8 @@ class Purifier(PurifierLayer):
         self.decay = float(decay)
         self.prior = prior
         self.z_clip = z_clip
+        self.momentum = float(momentum)
+        self.init_scale = float(init_scale)
         self.latent_dim = int(decoder.inputs[0].shape[-1])
         self._run = tf.function(self._purify, reduce_retracing=True)
         self.built = True
@@ -83,12 +87,13 @@ class Purifier(PurifierLayer):
         if self.encoder is not None:
             starts.append(tf.cast(self.encoder(x, training=False), tf.float32)[None])
         if n_random:
-            starts.append(search.random_codes(batch, self.latent_dim, n_random, seed, self.prior))
+            starts.append(search.random_codes(batch, self.latent_dim, n_random, seed, self.prior,
+                                              self.init_scale))
         return tf.concat(starts, axis=0) if len(starts) > 1 else starts[0]
 
     def _purify(self, x, seed):
         result = search._search(self.decoder, x, self.initial_codes(x, seed), self.steps, self.step_size,
-                                self.decay_every, self.decay, self.z_clip)
+                                self.decay_every, self.decay, self.z_clip, self.momentum)
         return result._asdict()
 
     def call(self, x, seed=0):
@@ -100,6 +105,7 @@ class Purifier(PurifierLayer):
         config.update({
             "steps": self.steps, "step_size": self.step_size, "restarts": self.restarts,
             "decay_every": self.decay_every, "decay": self.decay, "prior": self.prior, "z_clip": self.z_clip,
+            "momentum": self.momentum, "init_scale": self.init_scale,
         })
         return config
 

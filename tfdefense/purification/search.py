@@ -1,8 +1,9 @@
 """The one latent search every generative purifier in the zoo uses.
 
 Given a decoder G and images x, find codes z minimising ||G(z) - x||^2 by
-plain gradient descent from one or more starting codes, keeping the best
-restart per image. AE-GAN+rs starts from the encoder's code (R=1, L=15);
+gradient descent (plain, or with heavy-ball momentum as Defense-GAN's own
+code uses) from one or more starting codes, keeping the best restart per
+image. AE-GAN+rs starts from the encoder's code (R=1, L=15);
 Defense-GAN starts from R random codes (L=200).
 
 Example:
@@ -24,7 +25,7 @@ import tensorflow as tf
 SearchResult = collections.namedtuple("SearchResult", ["images", "codes", "errors"])
 
 
-def latent_search(decoder, x, z_init, *, steps, step_size, decay_every=5, decay=0.5, z_clip=1.0):
+def latent_search(decoder, x, z_init, *, steps, step_size, decay_every=5, decay=0.5, z_clip=1.0, momentum=0.0):
     """Batched gradient descent on ||G(z) - x||^2 from ``R`` starting codes.
 
     Args:
@@ -38,6 +39,8 @@ def latent_search(decoder, x, z_init, *, steps, step_size, decay_every=5, decay=
         decay: decay factor in (0, 1].
         z_clip: codes are kept in [-z_clip, z_clip] (the tanh code space of
             an encoder); None for an unbounded prior.
+        momentum: heavy-ball momentum in [0, 1): ``v = momentum * v + grad``,
+            ``z -= lr * v`` (0: plain gradient descent).
 
     Returns:
         ``SearchResult(images [N,H,W,C], codes [N,d], errors [N])``: the best
@@ -54,13 +57,15 @@ def latent_search(decoder, x, z_init, *, steps, step_size, decay_every=5, decay=
         raise ValueError(f"decay_every must be an int >= 1, got {decay_every!r}.")
     if not 0 < decay <= 1:
         raise ValueError(f"decay must be in (0, 1], got {decay!r}.")
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}.")
     if z_init.shape.rank != 3:
         raise ValueError(f"z_init must be [restarts, batch, latent], got shape {z_init.shape}.")
     return _search(decoder, tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(z_init, tf.float32),
-                   steps, float(step_size), decay_every, float(decay), z_clip)
+                   steps, float(step_size), decay_every, float(decay), z_clip, float(momentum))
 
 
-def _search(decoder, x, z_init, steps, step_size, decay_every, decay, z_clip):
+def _search(decoder, x, z_init, steps, step_size, decay_every, decay, z_clip, momentum=0.0):
     """The numeric kernel; callers wrap it in `tf.function` (see `Purifier`)."""
     restarts, batch = tf.shape(z_init)[0], tf.shape(z_init)[1]
     latent = z_init.shape[-1]
@@ -72,20 +77,20 @@ def _search(decoder, x, z_init, steps, step_size, decay_every, decay, z_clip):
         diff = tf.cast(decoder(z, training=False), tf.float32) - x_rep
         return tf.reduce_sum(tf.square(diff), axis=[1, 2, 3])
 
-    def body(k, z):
+    def body(k, z, velocity):
         with tf.GradientTape() as tape:
             tape.watch(z)
             # Summing per-image errors keeps each row's gradient its own.
             loss = tf.reduce_sum(per_image_error(z))
-        grad = tape.gradient(loss, z)
+        velocity = momentum * velocity + tape.gradient(loss, z)
         lr = step_size * tf.pow(decay, tf.cast(k // decay_every, tf.float32))
-        z = z - lr * grad
+        z = z - lr * velocity
         if z_clip is not None:
             z = tf.clip_by_value(z, -z_clip, z_clip)
-        return k + 1, z
+        return k + 1, z, velocity
 
-    _, z = tf.while_loop(lambda k, z: k < steps, body, (tf.constant(0), z0),
-                         maximum_iterations=steps)
+    _, z, _ = tf.while_loop(lambda k, z, v: k < steps, body, (tf.constant(0), z0, tf.zeros_like(z0)),
+                            maximum_iterations=steps)
     images = tf.cast(decoder(z, training=False), tf.float32)
     errors = tf.reduce_mean(tf.square(images - x_rep), axis=[1, 2, 3])
     # Pick the best restart per image.
@@ -95,8 +100,11 @@ def _search(decoder, x, z_init, steps, step_size, decay_every, decay, z_clip):
     return SearchResult(tf.gather(images, rows), tf.gather(z, rows), tf.gather(errors, rows))
 
 
-def random_codes(batch, latent_dim, restarts, seed, prior="uniform"):
+def random_codes(batch, latent_dim, restarts, seed, prior="uniform", scale=1.0):
     """Stateless random starting codes [restarts, batch, latent_dim].
+
+    ``scale`` is the half-width (uniform) or standard deviation (normal);
+    Defense-GAN's own code starts its search from N(0, 1/d), not N(0, I).
 
     The same int ``seed`` gives the same codes in every process, so a
     purification request is reproducible.
@@ -104,7 +112,7 @@ def random_codes(batch, latent_dim, restarts, seed, prior="uniform"):
     seed = tf.stack([tf.cast(seed, tf.int32), tf.constant(20181, tf.int32)])
     shape = tf.stack([restarts, batch, latent_dim])
     if prior == "uniform":
-        return tf.random.stateless_uniform(shape, seed, -1.0, 1.0)
+        return tf.random.stateless_uniform(shape, seed, -scale, scale)
     if prior == "normal":
-        return tf.random.stateless_normal(shape, seed)
+        return tf.random.stateless_normal(shape, seed, stddev=scale)
     raise ValueError(f"prior must be 'uniform' or 'normal', got {prior!r}.")

@@ -42,7 +42,8 @@ def test_codes_stay_clipped():
     assert np.all(np.abs(res.codes.numpy()) <= 1.0)
 
 @pytest.mark.parametrize("kwargs,match", [({"steps": -1}, "steps"), ({"step_size": 0}, "step_size"),
-                                          ({"decay_every": 0}, "decay_every"), ({"decay": 2}, "decay")])
+                                          ({"decay_every": 0}, "decay_every"), ({"decay": 2}, "decay"),
+                                          ({"momentum": 1.0}, "momentum"), ({"momentum": -0.1}, "momentum")])
 def test_bad_settings(kwargs, match):
     dec, _ = linear_decoder()
     args = {"steps": 1, "step_size": 0.1, **kwargs}
@@ -56,3 +57,23 @@ def test_random_codes_reproducible_and_bounded():
     np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert not np.allclose(a.numpy(), c.numpy())
     assert a.shape == (2, 4, 3) and np.all(np.abs(a.numpy()) <= 1)
+
+def test_momentum_gets_further_than_plain_descent_at_the_same_step():
+    """Heavy-ball momentum (Defense-GAN's optimiser) on an ill-conditioned least-squares problem;
+    momentum=0 is exactly the plain search."""
+    dec, _ = linear_decoder()
+    x = dec(tf.constant([[0.5, -0.3, 0.2]]))
+    start = tf.zeros([1, 1, 3])
+    plain = search.latent_search(dec, x, start, steps=10, step_size=0.05, decay_every=100, decay=1.0)
+    zero = search.latent_search(dec, x, start, steps=10, step_size=0.05, decay_every=100, decay=1.0, momentum=0.0)
+    heavy = search.latent_search(dec, x, start, steps=10, step_size=0.05, decay_every=100, decay=1.0, momentum=0.7)
+    np.testing.assert_array_equal(plain.codes.numpy(), zero.codes.numpy())
+    assert float(heavy.errors[0]) < 0.5 * float(plain.errors[0])
+
+def test_random_codes_scale():
+    """Defense-GAN's code starts from N(0, 1/d): the standard deviation follows ``scale``."""
+    wide = search.random_codes(256, 128, 1, seed=0, prior="normal")
+    narrow = search.random_codes(256, 128, 1, seed=0, prior="normal", scale=128 ** -0.5)
+    assert np.std(wide.numpy()) == pytest.approx(1.0, rel=0.05)
+    assert np.std(narrow.numpy()) == pytest.approx(128 ** -0.5, rel=0.05)
+    assert np.all(np.abs(search.random_codes(8, 3, 2, seed=0, scale=0.2).numpy()) <= 0.2)
