@@ -6,7 +6,7 @@ Usage:
     tfdefense evaluate                                       (aegan_mnist: clean + gray-box FGSM, PGD; n=1000)
     tfdefense evaluate <name> [--split=test] [--n=N]         (clean accuracy)
     tfdefense evaluate <name> --attacks=fgsm,pgd,cw --threat=gray,white,black --n=1000 --eps=0.3
-              --seed=0 --output_dir=DIR [--sweep=30] [--sanity] [--update-card]
+              --seed=0 --output_dir=DIR [--sweep=30] [--sanity] [--update-card] [--source=DIR]
     tfdefense export <name> <dir> [--version=N]
     tfdefense calibrate <name> [--source=DIR] [--n=500] [--step_sizes=0.001,0.01,0.1]
 
@@ -67,7 +67,8 @@ flags.DEFINE_float("threshold", None, "Override the detector threshold.")
 flags.DEFINE_integer("version", None, "Export version (default: the next free one).")
 flags.DEFINE_list("step_sizes", [], "Candidate search step sizes for `calibrate` (default: calibration.STEP_SIZES).")
 flags.DEFINE_list("tune_attacks", [], "Gray-box attacks whose worst case `calibrate` maximises (default: fgsm,pgd).")
-flags.DEFINE_string("source", None, "Folder with exported weights to calibrate (default: saved_models/<name>).")
+flags.DEFINE_string("source", None, "Folder with exported weights to calibrate or evaluate, e.g. a training run's "
+                    "export/ (default: saved_models/<name>).")
 
 COMMANDS = ("list", "train", "evaluate", "export", "calibrate", "card", "leaderboard")
 # What `tfdefense evaluate` runs without arguments: the flagship defense, clean
@@ -151,7 +152,7 @@ def cmd_evaluate(args):
     overrides = _inference_overrides()
     attacks = tuple(FLAGS.attacks) or (DEFAULT_ATTACKS if not args else ())
     if not attacks:
-        model = tfdefense.load(name, **overrides)
+        model = tfdefense.load(name, FLAGS.source, **overrides)
         split = FLAGS.split or "test"
         x, y = datasets.load(entry["metadata"]["dataset"], split)
         if FLAGS.n is not None:
@@ -166,7 +167,7 @@ def cmd_evaluate(args):
                          output_dir=FLAGS.output_dir, sweep=FLAGS.sweep, sweep_n=FLAGS.sweep_n,
                          sweep_range=[float(v) for v in FLAGS.sweep_range], sweep_attacks=FLAGS.sweep_attacks,
                          run_sanity=FLAGS.sanity, update_card=FLAGS.update_card, split=FLAGS.split or "eval",
-                         **overrides)
+                         source=FLAGS.source, **overrides)
     print(report.to_markdown())
 
 

@@ -30,6 +30,12 @@ def test_train_smoke_and_evaluate(tiny_data_dir, tmp_path):
     ev = _run("evaluate", "classifier_c_mnist", "--n=50", env=env)
     assert ev.returncode == 0, ev.stderr
     assert '"n": 50' in ev.stdout and "clean_accuracy" in ev.stdout
+    # The run's own export/ evaluates the same without publishing; a wrong folder is named in the error.
+    run = _run("evaluate", "classifier_c_mnist", "--n=50", f"--source={workdir}/export", env=env)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["clean_accuracy"] == json.loads(ev.stdout)["clean_accuracy"]
+    missing = _run("evaluate", "classifier_c_mnist", "--n=50", f"--source={tmp_path}/nowhere", env=env)
+    assert missing.returncode == 1 and "nowhere" in missing.stderr
 
 
 def test_set_with_publish_is_refused(tmp_path):

@@ -25,7 +25,7 @@ def sample(dataset, n, seed, split="eval"):
 
 def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0.3, seed=0, params=None,
         black_box=None, white_box=None, output_dir=None, sweep=0, sweep_n=200, sweep_range=(0.0, 0.4), sweep_attacks=("fgsm", "pgd"),
-        run_sanity=False, update_card=False, split="eval", **overrides):
+        run_sanity=False, update_card=False, split="eval", source=None, **overrides):
     """Evaluates a registered model and writes its report.
 
     Args:
@@ -37,7 +37,10 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
         sweep: number of eps values in ``sweep_range`` for the accuracy-vs-eps
             curve (gray-box ``sweep_attacks`` on ``sweep_n`` images); 0 skips it.
         run_sanity: run the built-in sanity checks (on 100 images).
-        update_card: write the measured numbers into the model card.
+        update_card: write the measured numbers into the model card (the one
+            in ``source`` when given).
+        source: evaluate the weights and card in this folder (a training run's
+            ``export/``) instead of the published ones.
         **overrides: inference settings for `tfdefense.load`.
 
     Returns:
@@ -45,13 +48,15 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     """
     entry = registry.get_entry(name)
     dataset = entry["metadata"]["dataset"]
-    model = registry.load(name, **overrides)
+    model = registry.load(name, source, **overrides)
     x, y = sample(dataset, n, seed, split)
     holdout = datasets.load(dataset, "holdout")[0] if "black" in threats else None
     report = evaluation.evaluate(model, x, y, attacks=attacks, threats=threats, eps=eps, seed=seed, params=params,
                                  name=name, dataset=dataset, split=split, holdout=holdout,
                                  black_box=black_box, white_box=white_box or None, on_result=_writer(output_dir, overrides) if output_dir else None)
     report.settings["overrides"] = overrides
+    if source:
+        report.settings["source"] = source
     if output_dir:  # the numbers first: a failure while drawing figures must not lose them
         report.write(output_dir)
     figures = {}
@@ -103,7 +108,7 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     if output_dir:
         report.write(output_dir)
     if update_card:
-        write_to_card(name, report)
+        write_to_card(name, report, source)
     return report
 
 
@@ -115,6 +120,6 @@ def _writer(output_dir, overrides):
     return write
 
 
-def write_to_card(name, report):
-    """Stores a report's measured robustness in the card of ``name``."""
-    return cards.write_report(registry.weights_dir(name), report)
+def write_to_card(name, report, folder=None):
+    """Stores a report's measured robustness in the card of ``name`` (or the card in ``folder``)."""
+    return cards.write_report(folder or registry.weights_dir(name), report)
