@@ -50,6 +50,8 @@ class Purifier(PurifierLayer):
             raise ValueError(f"restarts must be >= 1, got {restarts}.")
         if prior not in ("uniform", "normal"):
             raise ValueError(f"prior must be 'uniform' or 'normal', got {prior!r}.")
+        search.check_settings(steps=int(steps), step_size=step_size, decay_every=int(decay_every), decay=decay,
+                              momentum=momentum, init_scale=init_scale)
         self.decoder = decoder
         self.encoder = encoder
         self.steps = int(steps)

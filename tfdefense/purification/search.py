@@ -49,6 +49,16 @@ def latent_search(decoder, x, z_init, *, steps, step_size, decay_every=5, decay=
     Raises:
         ValueError: bad settings or shapes.
     """
+    check_settings(steps=steps, step_size=step_size, decay_every=decay_every, decay=decay, momentum=momentum)
+    if z_init.shape.rank != 3:
+        raise ValueError(f"z_init must be [restarts, batch, latent], got shape {z_init.shape}.")
+    return _search(decoder, tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(z_init, tf.float32),
+                   steps, float(step_size), decay_every, float(decay), z_clip, float(momentum))
+
+
+def check_settings(*, steps, step_size, decay_every, decay, momentum=0.0, init_scale=1.0):
+    """Raises ValueError naming the first search setting out of range (shared by
+    `latent_search` and `Purifier`, which calls the kernel directly)."""
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an int >= 0, got {steps!r}.")
     if not step_size > 0:
@@ -59,10 +69,8 @@ def latent_search(decoder, x, z_init, *, steps, step_size, decay_every=5, decay=
         raise ValueError(f"decay must be in (0, 1], got {decay!r}.")
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1), got {momentum!r}.")
-    if z_init.shape.rank != 3:
-        raise ValueError(f"z_init must be [restarts, batch, latent], got shape {z_init.shape}.")
-    return _search(decoder, tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(z_init, tf.float32),
-                   steps, float(step_size), decay_every, float(decay), z_clip, float(momentum))
+    if not init_scale > 0:
+        raise ValueError(f"init_scale must be > 0, got {init_scale!r}.")
 
 
 def _search(decoder, x, z_init, steps, step_size, decay_every, decay, z_clip, momentum=0.0):
