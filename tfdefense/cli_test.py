@@ -57,6 +57,9 @@ def test_evaluate_with_attacks_writes_report(tiny_data_dir, tmp_path):
     assert "| black | fgsm" in ev.stdout
     card = json.load(open(tmp_path / "zoo" / "classifier_c_mnist" / "model_card.json"))
     assert "fgsm" in card["measured"]["robustness"]["gray_box"]
+    # The report says which weights it measured, so it cannot be mistaken for one of other weights.
+    weights = json.load(open(report_dir / "report.json"))["settings"]["weights"]
+    assert weights["files"] == card["files"] and weights["epochs_completed"] == 1
 
 
 def test_inference_settings_are_checked_and_any_entry_exports(tmp_path):

@@ -49,12 +49,13 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     entry = registry.get_entry(name)
     dataset = entry["metadata"]["dataset"]
     model = registry.load(name, source, **overrides)
+    weights = measured_on(source or registry.weights_dir(name))
     x, y = sample(dataset, n, seed, split)
     holdout = datasets.load(dataset, "holdout")[0] if "black" in threats else None
     report = evaluation.evaluate(model, x, y, attacks=attacks, threats=threats, eps=eps, seed=seed, params=params,
                                  name=name, dataset=dataset, split=split, holdout=holdout,
-                                 black_box=black_box, white_box=white_box or None, on_result=_writer(output_dir, overrides) if output_dir else None)
-    report.settings["overrides"] = overrides
+                                 black_box=black_box, white_box=white_box or None, on_result=_writer(output_dir, overrides, weights) if output_dir else None)
+    report.settings.update(overrides=overrides, weights=weights)
     if source:
         report.settings["source"] = source
     if output_dir:  # the numbers first: a failure while drawing figures must not lose them
@@ -112,10 +113,21 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     return report
 
 
-def _writer(output_dir, overrides):
-    """Writes the report after each attack, its inference overrides included (a killed run keeps both)."""
+def measured_on(folder):
+    """What a report was measured on: the card's weight files (sha256), how far
+    training got and the inference settings the card held ({} without a card)."""
+    if not os.path.isfile(os.path.join(folder, cards.CARD)):
+        return {}
+    card = cards.read_card(folder, verify=False)  # registry.load has just checked the files
+    training = card.get("training") or {}
+    return {"files": card.get("files", {}), "epochs_completed": training.get("epochs_completed"),
+            "scheduled_epochs": training.get("scheduled_epochs"), "inference": card.get("inference", {})}
+
+
+def _writer(output_dir, overrides, weights):
+    """Writes the report after each attack, its inference overrides and weights included (a killed run keeps them)."""
     def write(report):
-        report.settings["overrides"] = overrides
+        report.settings.update(overrides=overrides, weights=weights)
         report.write(output_dir)
     return write
 

@@ -34,6 +34,7 @@ from tfdefense.cards import read_json, write_json
 
 CHECKPOINT = "checkpoint.weights.h5"
 STATE = "state.json"
+REPORTS = "reports"  # evaluation reports under a published folder, kept when new weights are published
 TRAIN_DEFAULTS = {"epochs": 10, "batch_size": 100, "learning_rate": 1e-3, "seed": 0,
                   "steps_per_epoch": None, "validation_steps": None, "dtype_policy": "float32",
                   "init_from": None, "learning_rate_drops": ()}
@@ -229,15 +230,23 @@ def _train(entry, config, family, workdir, state, publish_dir, verbose):
 
 
 def publish(src, dst):
-    """Copies a finished export to ``dst``, replacing it as a whole.
+    """Copies a finished export to ``dst``, replacing its weights and card.
 
-    The old folder is renamed aside before the new one is renamed in, so a
-    kill at any point leaves a complete copy under ``dst`` or ``dst.old``.
+    Evaluation reports already under ``dst/reports`` are kept: they are the
+    user's measurements, and each records the weights' sha256 it was measured
+    on (``settings.weights`` in report.json), so one of the previous weights is
+    told apart from the card's files. The old folder is renamed aside before
+    the new one is renamed in, so a kill at any point leaves a complete copy
+    under ``dst`` or ``dst.old``.
     """
     dst = dst.rstrip("/")
     tmp, old = dst + ".tmp", dst + ".old"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)
+    reports = os.path.join(dst, REPORTS)
+    if os.path.isdir(reports) and not os.path.exists(os.path.join(tmp, REPORTS)):
+        shutil.copytree(reports, os.path.join(tmp, REPORTS))
+        print(f"Kept the reports in {reports}: they were measured on the previous weights.")
     shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(dst):
         os.replace(dst, old)

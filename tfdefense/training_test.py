@@ -31,6 +31,20 @@ def test_train_writes_card_and_resumes(tiny_data_dir, tmp_path):
     assert os.path.isfile(os.path.join(publish, "tiny_c", "README.md"))
 
 
+def test_publish_replaces_weights_and_keeps_reports(tmp_path):
+    export, dst = tmp_path / "export", tmp_path / "zoo" / "m"
+    export.mkdir()
+    (export / "model.weights.h5").write_text("new")
+    (dst / "reports" / "gray").mkdir(parents=True)
+    (dst / "model.weights.h5").write_text("old")
+    (dst / "stale.h5").write_text("old")
+    (dst / "reports" / "gray" / "report.json").write_text("{}")
+    training.publish(str(export), str(dst))
+    assert (dst / "model.weights.h5").read_text() == "new" and not (dst / "stale.h5").exists()
+    assert (dst / "reports" / "gray" / "report.json").read_text() == "{}"  # a user's measurements survive
+    assert not (tmp_path / "zoo" / "m.old").exists() and not (tmp_path / "zoo" / "m.tmp").exists()
+
+
 def test_resume_restores_optimizer_state(tiny_data_dir, tmp_path):
     workdir = str(tmp_path / "run")
     training.train_and_evaluate(TINY, workdir, verbose=0)
