@@ -68,11 +68,13 @@ def calibrate(name, folder=None, *, fpr=None, n=None, eps=0.3, seed=0, **options
     if thresholds is None:
         model = build(**settings)
         thresholds = {d: round(threshold_at_fpr(s, fpr), 6) for d, s in detector_scores(model, x, seed).items()}
-    inference = {k: v for k, v in card.get("inference", {}).items() if k != "threshold"}
-    card["inference"] = {**inference, **settings, "thresholds": thresholds}
-    card["calibration"] = {"split": "validation", "n": int(len(x)), "seed": seed, "target_fpr": fpr,
-                           **({"eps": eps, "tuning": table} if table else {})}
-    cards.write_card(folder, card)
+
+    def store(card):  # on the card as it is now: an evaluation may have written to it meanwhile
+        inference = {k: v for k, v in card.get("inference", {}).items() if k != "threshold"}
+        card["inference"] = {**inference, **settings, "thresholds": thresholds}
+        card["calibration"] = {"split": "validation", "n": int(len(x)), "seed": seed, "target_fpr": fpr,
+                               **({"eps": eps, "tuning": table} if table else {})}
+    card = cards.update_card(folder, store)
     return card
 
 

@@ -14,10 +14,16 @@ Example:
     >>> card["measured"]["robustness"]["gray_box"]["fgsm"]     # doctest: +SKIP
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; card updates are then not serialised
+    fcntl = None
 
 import keras
 import tensorflow as tf
@@ -232,9 +238,37 @@ def write_card(folder, card):
     os.replace(readme + ".tmp", readme)
 
 
+@contextlib.contextmanager
+def _locked(folder):
+    """Holds an exclusive lock on ``folder`` (two evaluations updating one card take turns)."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def update_card(folder, change):
+    """Reads and verifies the card in ``folder``, applies ``change(card)`` and writes it,
+    all under one lock, so concurrent updates (an evaluation, a calibration) never lose
+    each other's fields. Returns the card written."""
+    with _locked(folder):
+        card = read_card(folder, verify=True)
+        change(card)
+        write_card(folder, card)
+    return card
+
+
 def write_report(folder, report):
     """Stores measured robustness in the card (the paper's numbers stay in "reported")."""
-    card = read_card(folder, verify=True)
+    return update_card(folder, lambda card: _store_report(card, report))
+
+
+def _store_report(card, report):
     robustness = card.setdefault("measured", {}).setdefault("robustness", {})
     overrides = report.settings.get("overrides") or {}
     for r in report.results:
@@ -257,16 +291,20 @@ def write_report(folder, report):
         measured["detector"] = report.detector
     if report.substitute:
         card["measured"]["black_box_substitute"] = report.substitute
-    write_card(folder, card)
-    return card
 
 
 def write_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Writes JSON atomically: a killed or concurrent write never leaves a half-written file."""
+    tmp = f"{path}.{os.getpid()}.tmp"  # one per process: two writers never share a temporary file
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
 
 
 def read_json(path):

@@ -109,3 +109,25 @@ def test_white_box_through_an_asked_for_surrogate_gets_its_own_section(tmp_path)
                                settings={"overrides": {}, "white_box": {"bpda": "surrogate"}})
     robustness = cards.write_report(folder, report)["measured"]["robustness"]
     assert set(robustness) == {"gray_box", 'white_box_bpda="surrogate"'}
+
+def test_concurrent_card_updates_keep_every_field(tmp_path):
+    """Two processes updating one card (say a gray and a white evaluation with --update-card)
+    take turns under the card's lock, so neither overwrites the other's field with a stale card."""
+    import multiprocessing
+
+    folder = _writable_card(tmp_path)
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_add_fields, args=(folder, f"w{i}")) for i in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0, 0]
+    measured = cards.read_card(folder)["measured"]
+    assert {f"w{i}_{k}" for i in range(2) for k in range(20)} <= set(measured)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def _add_fields(folder, worker):
+    for k in range(20):
+        cards.update_card(folder, lambda card: card["measured"].__setitem__(f"{worker}_{k}", k))

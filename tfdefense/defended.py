@@ -124,6 +124,11 @@ class DefendedClassifier(keras.Model):
         purifier: a `tfdefense.contract.PurifierLayer`, or None.
         detectors: `tfdefense.contract.DetectorLayer`s (names must differ).
         max_batch: largest accepted batch.
+
+    Attributes:
+        card: the model card `tfdefense.load` verified the weights against (a
+            dict: files, training, inference, measured numbers), or None for a
+            model built by hand.
     """
 
     def __init__(self, classifier, purifier=None, detectors=(), max_batch=MAX_BATCH, **kwargs):
@@ -144,6 +149,7 @@ class DefendedClassifier(keras.Model):
         for d in self.detectors:
             d.bind(purifier, classifier)
         self.max_batch = int(max_batch)
+        self.card = None
         self._defend_fn = tf.function(self.pipeline, reduce_retracing=True)
         self.built = True  # every part arrives built; nothing is created on first call
 

@@ -317,6 +317,7 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
                               **({"white_box": dict(white_box)} if white_box else {})})
     if "white" in threats:
         report.settings["white_box_gradient"] = threats_lib.gradient_kind(model, (white_box or {}).get("bpda"))
+        report.settings["white_box_eot"] = threats_lib.eot_count(model, (white_box or {}).get("eot"))
     has_detector = has_attackable_detector(model)
     for threat in threats:
         substitute = None

@@ -43,6 +43,7 @@ def test_report_schema_all_threats(tiny, tmp_path):
     report.write(str(tmp_path))
     data = json.load(open(tmp_path / "report.json"))
     assert {"model", "n", "seed", "clean", "results", "settings"} <= set(data)
+    assert data["settings"]["white_box_eot"] == 1  # the tiny defense's search starts from F(x) only
     assert "| white | pgd_detector" in (tmp_path / "report.md").read_text()
 
 

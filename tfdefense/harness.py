@@ -49,7 +49,7 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     entry = registry.get_entry(name)
     dataset = entry["metadata"]["dataset"]
     model = registry.load(name, source, **overrides)
-    weights = measured_on(source or registry.weights_dir(name))
+    weights = measured_on(model.card)
     x, y = sample(dataset, n, seed, split)
     holdout = datasets.load(dataset, "holdout")[0] if "black" in threats else None
     report = evaluation.evaluate(model, x, y, attacks=attacks, threats=threats, eps=eps, seed=seed, params=params,
@@ -113,12 +113,11 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     return report
 
 
-def measured_on(folder):
+def measured_on(card):
     """What a report was measured on: the card's weight files (sha256), how far
     training got and the inference settings the card held ({} without a card)."""
-    if not os.path.isfile(os.path.join(folder, cards.CARD)):
+    if not card:
         return {}
-    card = cards.read_card(folder, verify=False)  # registry.load has just checked the files
     training = card.get("training") or {}
     return {"files": card.get("files", {}), "epochs_completed": training.get("epochs_completed"),
             "scheduled_epochs": training.get("scheduled_epochs"), "inference": card.get("inference", {})}

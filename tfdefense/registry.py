@@ -151,7 +151,7 @@ def load(name, folder=None, **overrides):
     Returns:
         A ready `tfdefense.defended.DefendedClassifier` (for a bare
         classifier, one with no purifier and no detector; the keras model
-        itself is its ``.classifier``).
+        itself is its ``.classifier``); its ``.card`` is the card just verified.
 
     Raises:
         UnknownModelError: ``name`` is not registered (lists the names).
@@ -165,6 +165,7 @@ def load(name, folder=None, **overrides):
     detector_overrides = {k: overrides.pop(k) for k in DETECTOR_SETTINGS if k in overrides}
     model = family.load(entry, folder, **inference_settings(family.inference, entry, card, overrides))
     apply_thresholds(model, card.get("inference", {}).get("thresholds", {}), **detector_overrides)
+    model.card = card
     return model
 
 

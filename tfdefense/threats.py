@@ -85,6 +85,20 @@ def purified_fn(model, seed=0, bpda=None):
     return purify
 
 
+def eot_count(model, eot=None):
+    """How many seeds a white-box attack averages over: ``eot`` (default: the
+    purifier's ``eot_samples``), 1 when nothing in the pipeline is random.
+
+    Raises:
+        ValueError: ``eot`` < 1.
+    """
+    purifier = getattr(model, "purifier", None)
+    eot = eot or (purifier.eot_samples if purifier is not None else 1)
+    if eot < 1:
+        raise ValueError(f"eot must be >= 1, got {eot}.")
+    return eot if purifier is not None and purifier.random else 1
+
+
 def white_box_fn(model, bpda=None, eot=None, seed=0):
     """Logits function for the adaptive white-box attack on ``model``.
 
@@ -98,12 +112,7 @@ def white_box_fn(model, bpda=None, eot=None, seed=0):
     """
     if not hasattr(model, "pipeline"):
         return lambda x: model(x, training=False)
-    purifier = model.purifier
-    eot = eot or (purifier.eot_samples if purifier is not None else 1)
-    if eot < 1:
-        raise ValueError(f"eot must be >= 1, got {eot}.")
-    if purifier is None or not purifier.random:
-        eot = 1
+    eot = eot_count(model, eot)
     samples = [purified_fn(model, seed + i, bpda) for i in range(eot)]
 
     def logits(x):

@@ -47,6 +47,8 @@ def test_eot_default_and_bad_settings(classifier):
 
     random_start = DefendedClassifier(classifier, Purifier(dec, None, steps=1, restarts=2))
     assert random_start.purifier.random and random_start.purifier.eot_samples == 4
+    assert threats.eot_count(random_start) == 4 and threats.eot_count(random_start, 2) == 2
+    assert threats.eot_count(identity_defense(classifier), 8) == 1  # nothing random to average over
     assert threats.gradient_kind(random_start) == "bpda:identity"  # its surrogate is the identity
     fn = threats.white_box_fn(random_start)  # identity BPDA with EOT
     assert fn(testing.tiny_images(2)).shape == (2, 10)

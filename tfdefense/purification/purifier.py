@@ -46,12 +46,8 @@ class Purifier(PurifierLayer):
     def __init__(self, decoder, encoder=None, steps=15, step_size=0.02, restarts=1, decay_every=5,
                  decay=0.5, prior="uniform", z_clip=1.0, momentum=0.0, init_scale=1.0, **kwargs):
         super().__init__(**kwargs)
-        if restarts < 1:
-            raise ValueError(f"restarts must be >= 1, got {restarts}.")
-        if prior not in ("uniform", "normal"):
-            raise ValueError(f"prior must be 'uniform' or 'normal', got {prior!r}.")
         search.check_settings(steps=int(steps), step_size=step_size, decay_every=int(decay_every), decay=decay,
-                              momentum=momentum, init_scale=init_scale)
+                              momentum=momentum, init_scale=init_scale, restarts=int(restarts), prior=prior)
         self.decoder = decoder
         self.encoder = encoder
         self.steps = int(steps)

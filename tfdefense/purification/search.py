@@ -56,9 +56,21 @@ def latent_search(decoder, x, z_init, *, steps, step_size, decay_every=5, decay=
                    steps, float(step_size), decay_every, float(decay), z_clip, float(momentum))
 
 
-def check_settings(*, steps, step_size, decay_every, decay, momentum=0.0, init_scale=1.0):
+PRIORS = ("uniform", "normal")
+
+
+def _prior_error(prior):
+    return ValueError(f"prior must be one of {PRIORS}, got {prior!r}.")
+
+
+def check_settings(*, steps, step_size, decay_every, decay, momentum=0.0, init_scale=1.0, restarts=1,
+                   prior="uniform"):
     """Raises ValueError naming the first search setting out of range (shared by
     `latent_search` and `Purifier`, which calls the kernel directly)."""
+    if not isinstance(restarts, int) or restarts < 1:
+        raise ValueError(f"restarts must be an int >= 1, got {restarts!r}.")
+    if prior not in PRIORS:
+        raise _prior_error(prior)
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an int >= 0, got {steps!r}.")
     if not step_size > 0:
@@ -123,4 +135,4 @@ def random_codes(batch, latent_dim, restarts, seed, prior="uniform", scale=1.0):
         return tf.random.stateless_uniform(shape, seed, -scale, scale)
     if prior == "normal":
         return tf.random.stateless_normal(shape, seed, stddev=scale)
-    raise ValueError(f"prior must be 'uniform' or 'normal', got {prior!r}.")
+    raise _prior_error(prior)

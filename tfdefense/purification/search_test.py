@@ -79,7 +79,8 @@ def test_random_codes_scale():
     assert np.all(np.abs(search.random_codes(8, 3, 2, seed=0, scale=0.2).numpy()) <= 0.2)
 
 @pytest.mark.parametrize("kwargs,match", [({"momentum": 1.5}, "momentum"), ({"init_scale": -1.0}, "init_scale"),
-                                          ({"step_size": 0.0}, "step_size")])
+                                          ({"step_size": 0.0}, "step_size"), ({"restarts": 0}, "restarts"),
+                                          ({"prior": "cauchy"}, "prior must be one of")])
 def test_purifier_checks_its_search_settings(kwargs, match):
     """`Purifier` runs the kernel directly, so it checks the same settings up front (e.g. a bad --set)."""
     import keras
@@ -87,4 +88,4 @@ def test_purifier_checks_its_search_settings(kwargs, match):
     from tfdefense.purification import Purifier
     decoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(784), keras.layers.Reshape((28, 28, 1))])
     with pytest.raises(ValueError, match=match):
-        Purifier(decoder, steps=2, restarts=2, prior="normal", z_clip=None, **kwargs)
+        Purifier(decoder, steps=2, z_clip=None, **{"restarts": 2, "prior": "normal", **kwargs})
