@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfdefense import progress
 from tfdefense.serialization import deserialize_parts, serialize_parts
 
 IMAGE_SHAPE = (28, 28, 1)
@@ -277,21 +278,24 @@ class DefendedClassifier(keras.Model):
         return super().predict(check_images(x), batch_size=batch_size, verbose=verbose, steps=steps,
                                callbacks=callbacks)
 
-    def defend(self, x, seed=0, batch_size=256):
+    def defend(self, x, seed=0, batch_size=256, desc=None):
         """Runs the whole pipeline on numpy images; returns a dict of numpy arrays.
 
         Args:
             x: float32 images [N, 28, 28, 1] in [0, 1].
             seed: seed of the purifier's randomness (if any).
             batch_size: images per graph call.
+            desc: show a progress bar over the batches under this label
+                (a latent search of 1000 images takes minutes).
 
         Returns:
             dict: ``logits`` [N, 10], ``label`` [N], ``purified`` [N, 28, 28, 1],
             ``score`` [N], ``is_adversarial`` [N] bool, ``rejected`` [N] bool.
         """
         x = check_images(x)
+        starts = range(0, len(x), batch_size)
         parts = [self._defend_fn(tf.constant(x[i:i + batch_size]), tf.constant(seed, tf.int32))
-                 for i in range(0, len(x), batch_size)]
+                 for i in (progress.bar(starts, desc=desc, unit="batch") if desc else starts)]
         return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in OUTPUTS}
 
     def predict_logits(self, x):

@@ -196,10 +196,11 @@ def _fmt(value):
     return "-" if value is None else f"{value:.3f}"
 
 
-def defended_outputs(model, x):
-    """Final labels, detector flags and reject decisions of a defended (or plain) model."""
+def defended_outputs(model, x, desc=None):
+    """Final labels, detector flags and reject decisions of a defended (or plain) model
+    (``desc`` labels a progress bar over a defense's batches)."""
     if hasattr(model, "defend"):
-        out = model.defend(x)
+        out = model.defend(x, desc=desc)
         return out["label"], np.asarray(out["is_adversarial"], bool), np.asarray(out["rejected"], bool)
     none = np.zeros(len(x), bool)
     return np.argmax(predict_logits(model, x), axis=-1), none, none
@@ -228,7 +229,7 @@ def run_attack(attack, logits_fn, x, y, params, seed, model=None):
 
 def measure(model, classifier, attack, threat, params, x, x_adv, y, seconds):
     """An `AttackResult` for adversarial images ``x_adv`` of ``x``."""
-    label, flagged, rejected = defended_outputs(model, x_adv)
+    label, flagged, rejected = defended_outputs(model, x_adv, desc=f"{threat} {attack} defended")
     delta = (x_adv - x).reshape(len(x), -1)
     correct = label == y
     fooled = ~correct & ~flagged
@@ -307,7 +308,7 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
     keras.utils.set_random_seed(seed)
     y = np.asarray(y)
     classifier = getattr(model, "classifier", model)
-    label, flagged, rejected = defended_outputs(model, x)
+    label, flagged, rejected = defended_outputs(model, x, desc="clean defended")
     clean = {"accuracy_undefended": accuracy(classifier, x, y, desc="clean undefended"),
              "accuracy_defended": float(np.mean(label == y)), "rejection_rate": float(np.mean(rejected)),
              "detection_rate": float(np.mean(flagged))}
