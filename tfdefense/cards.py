@@ -232,10 +232,7 @@ def write_card(folder, card):
         lines += ["", "## Notes", "", card["notes"]]
     lines += ["", "## Files (sha256, checked at load)", ""]
     lines += [f"- `{f}`: `{h}`" for f, h in card["files"].items()]
-    readme = os.path.join(folder, "README.md")
-    with open(readme + ".tmp", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(readme + ".tmp", readme)
+    write_text(os.path.join(folder, "README.md"), "\n".join(lines) + "\n")
 
 
 @contextlib.contextmanager
@@ -294,12 +291,16 @@ def _store_report(card, report):
 
 
 def write_json(path, obj):
-    """Writes JSON atomically: a killed or concurrent write never leaves a half-written file."""
+    """Writes JSON atomically (see `write_text`)."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_text(path, text):
+    """Writes a file atomically: a killed or concurrent write never leaves a half-written file."""
     tmp = f"{path}.{os.getpid()}.tmp"  # one per process: two writers never share a temporary file
     try:
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -151,9 +151,7 @@ def write(path="docs/leaderboard.md"):
     if table:
         figure(os.path.join(folder, "leaderboard.png"), table)
         text += "\n![leaderboard](leaderboard.png)\n"
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+    cards.write_text(path, text)
     return table
 
 

@@ -80,6 +80,7 @@ def test_random_codes_scale():
 
 @pytest.mark.parametrize("kwargs,match", [({"momentum": 1.5}, "momentum"), ({"init_scale": -1.0}, "init_scale"),
                                           ({"step_size": 0.0}, "step_size"), ({"restarts": 0}, "restarts"),
+                                          ({"restarts": 1.5}, "restarts"), ({"steps": 2.5}, "steps"),
                                           ({"prior": "cauchy"}, "prior must be one of")])
 def test_purifier_checks_its_search_settings(kwargs, match):
     """`Purifier` runs the kernel directly, so it checks the same settings up front (e.g. a bad --set)."""
@@ -88,4 +89,15 @@ def test_purifier_checks_its_search_settings(kwargs, match):
     from tfdefense.purification import Purifier
     decoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(784), keras.layers.Reshape((28, 28, 1))])
     with pytest.raises(ValueError, match=match):
-        Purifier(decoder, steps=2, z_clip=None, **{"restarts": 2, "prior": "normal", **kwargs})
+        Purifier(decoder, z_clip=None, **{"steps": 2, "restarts": 2, "prior": "normal", **kwargs})
+
+
+def test_purifier_takes_whole_numbers_from_a_config():
+    """JSON or numpy whole numbers (10.0, np.int64(3)) are counts; only a fraction is refused."""
+    import keras
+
+    from tfdefense.purification import Purifier
+    decoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(784), keras.layers.Reshape((28, 28, 1))])
+    purifier = Purifier(decoder, steps=4.0, restarts=np.int64(3), decay_every=2.0, z_clip=None)
+    assert (purifier.steps, purifier.restarts, purifier.decay_every) == (4, 3, 2)
+    assert all(type(v) is int for v in (purifier.steps, purifier.restarts, purifier.decay_every))
