@@ -8,15 +8,6 @@ from tfdefense.purification import search
 from tfdefense.serialization import deserialize_parts, serialize_parts
 
 
-def _whole(value):
-    """A whole number (10, 10.0, numpy ints from a config) as int; anything else (1.5) unchanged,
-    so `search.check_settings` refuses it instead of a silent truncation."""
-    try:
-        return int(value) if float(value).is_integer() and not isinstance(value, bool) else value
-    except (TypeError, ValueError):
-        return value
-
-
 @keras.saving.register_keras_serializable(package="tfdefense")
 class Purifier(PurifierLayer):
     """Projects images onto the range of a decoder by latent search.
@@ -55,9 +46,9 @@ class Purifier(PurifierLayer):
     def __init__(self, decoder, encoder=None, steps=15, step_size=0.02, restarts=1, decay_every=5,
                  decay=0.5, prior="uniform", z_clip=1.0, momentum=0.0, init_scale=1.0, **kwargs):
         super().__init__(**kwargs)
-        steps, decay_every, restarts = _whole(steps), _whole(decay_every), _whole(restarts)
-        search.check_settings(steps=steps, step_size=step_size, decay_every=decay_every, decay=decay,
-                              momentum=momentum, init_scale=init_scale, restarts=restarts, prior=prior)
+        steps, decay_every, restarts = search.check_settings(
+            steps=steps, step_size=step_size, decay_every=decay_every, decay=decay, momentum=momentum,
+            init_scale=init_scale, restarts=restarts, prior=prior)
         self.decoder = decoder
         self.encoder = encoder
         self.steps = steps

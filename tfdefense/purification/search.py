@@ -49,7 +49,8 @@ def latent_search(decoder, x, z_init, *, steps, step_size, decay_every=5, decay=
     Raises:
         ValueError: bad settings or shapes.
     """
-    check_settings(steps=steps, step_size=step_size, decay_every=decay_every, decay=decay, momentum=momentum)
+    steps, decay_every, _ = check_settings(steps=steps, step_size=step_size, decay_every=decay_every,
+                                           decay=decay, momentum=momentum)
     if z_init.shape.rank != 3:
         raise ValueError(f"z_init must be [restarts, batch, latent], got shape {z_init.shape}.")
     return _search(decoder, tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(z_init, tf.float32),
@@ -63,26 +64,41 @@ def _prior_error(prior):
     return ValueError(f"prior must be one of {PRIORS}, got {prior!r}.")
 
 
+def _count(name, value, least):
+    """A whole number (10, 10.0, numpy ints from a config) as an int >= ``least``; a fraction
+    (1.5), a bool or anything else is refused rather than silently truncated."""
+    try:
+        number = None if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not number.is_integer() or number < least:
+        raise ValueError(f"{name} must be an int >= {least}, got {value!r}.")
+    return int(number)
+
+
 def check_settings(*, steps, step_size, decay_every, decay, momentum=0.0, init_scale=1.0, restarts=1,
                    prior="uniform"):
     """Raises ValueError naming the first search setting out of range (shared by
-    `latent_search` and `Purifier`, which calls the kernel directly)."""
-    if not isinstance(restarts, int) or restarts < 1:
-        raise ValueError(f"restarts must be an int >= 1, got {restarts!r}.")
+    `latent_search` and `Purifier`, which calls the kernel directly).
+
+    Returns:
+        ``(steps, decay_every, restarts)`` as ints: whole numbers from a config
+        (10.0, numpy ints) are taken as counts.
+    """
+    restarts = _count("restarts", restarts, 1)
     if prior not in PRIORS:
         raise _prior_error(prior)
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}.")
+    steps = _count("steps", steps, 0)
     if not step_size > 0:
         raise ValueError(f"step_size must be > 0, got {step_size!r}.")
-    if not isinstance(decay_every, int) or decay_every < 1:
-        raise ValueError(f"decay_every must be an int >= 1, got {decay_every!r}.")
+    decay_every = _count("decay_every", decay_every, 1)
     if not 0 < decay <= 1:
         raise ValueError(f"decay must be in (0, 1], got {decay!r}.")
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1), got {momentum!r}.")
     if not init_scale > 0:
         raise ValueError(f"init_scale must be > 0, got {init_scale!r}.")
+    return steps, decay_every, restarts
 
 
 def _search(decoder, x, z_init, steps, step_size, decay_every, decay, z_clip, momentum=0.0):

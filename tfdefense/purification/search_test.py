@@ -78,26 +78,42 @@ def test_random_codes_scale():
     assert np.std(narrow.numpy()) == pytest.approx(128 ** -0.5, rel=0.05)
     assert np.all(np.abs(search.random_codes(8, 3, 2, seed=0, scale=0.2).numpy()) <= 0.2)
 
+
+@pytest.fixture
+def tiny_decoder():
+    import keras
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(784), keras.layers.Reshape((28, 28, 1))])
+
+
 @pytest.mark.parametrize("kwargs,match", [({"momentum": 1.5}, "momentum"), ({"init_scale": -1.0}, "init_scale"),
                                           ({"step_size": 0.0}, "step_size"), ({"restarts": 0}, "restarts"),
                                           ({"restarts": 1.5}, "restarts"), ({"steps": 2.5}, "steps"),
                                           ({"prior": "cauchy"}, "prior must be one of")])
-def test_purifier_checks_its_search_settings(kwargs, match):
+def test_purifier_checks_its_search_settings(kwargs, match, tiny_decoder):
     """`Purifier` runs the kernel directly, so it checks the same settings up front (e.g. a bad --set)."""
-    import keras
-
     from tfdefense.purification import Purifier
-    decoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(784), keras.layers.Reshape((28, 28, 1))])
     with pytest.raises(ValueError, match=match):
-        Purifier(decoder, z_clip=None, **{"steps": 2, "restarts": 2, "prior": "normal", **kwargs})
+        Purifier(tiny_decoder, z_clip=None, **{"steps": 2, "restarts": 2, "prior": "normal", **kwargs})
 
 
-def test_purifier_takes_whole_numbers_from_a_config():
+def test_purifier_takes_whole_numbers_from_a_config(tiny_decoder):
     """JSON or numpy whole numbers (10.0, np.int64(3)) are counts; only a fraction is refused."""
-    import keras
-
     from tfdefense.purification import Purifier
-    decoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(784), keras.layers.Reshape((28, 28, 1))])
-    purifier = Purifier(decoder, steps=4.0, restarts=np.int64(3), decay_every=2.0, z_clip=None)
+    purifier = Purifier(tiny_decoder, steps=4.0, restarts=np.int64(3), decay_every=2.0, z_clip=None)
     assert (purifier.steps, purifier.restarts, purifier.decay_every) == (4, 3, 2)
     assert all(type(v) is int for v in (purifier.steps, purifier.restarts, purifier.decay_every))
+
+
+@pytest.mark.parametrize("value,expected", [(4.0, 4), (np.int64(4), 4), ("4", 4), ("4.0", 4),
+                                            (2.5, None), (True, None), ("four", None), (-1, None)])
+def test_search_counts_are_whole_numbers(value, expected):
+    """`latent_search` and `Purifier` share one check: whole numbers are counts, anything else is refused."""
+    dec, _ = linear_decoder()
+    x = dec(tf.constant([[0.5, -0.3, 0.2]]))
+    if expected is None:
+        with pytest.raises(ValueError, match="steps must be an int >= 0"):
+            search.latent_search(dec, x, tf.zeros([1, 1, 3]), steps=value, step_size=0.05)
+    else:
+        as_int = search.latent_search(dec, x, tf.zeros([1, 1, 3]), steps=expected, step_size=0.05)
+        as_value = search.latent_search(dec, x, tf.zeros([1, 1, 3]), steps=value, step_size=0.05)
+        np.testing.assert_array_equal(as_int.codes.numpy(), as_value.codes.numpy())
