@@ -11,11 +11,7 @@ reader of the purified images.
 
 import numpy as np
 
-from tfdefense.evaluation import predict_logits
-
-
-def _labels(classifier, images):
-    return predict_logits(classifier, images, desc="labels").argmax(-1)
+from tfdefense.purification.analysis import labels, reader_split
 
 
 def _purify(purifier, images, seed, batch_size=250):
@@ -57,18 +53,14 @@ def decompose(model, classifier, x, y, *, searches=None, readers=(), clean=None,
     """
     out = model.defend(x, seed=seed)
     gfx = _surrogate(model.purifier, x)
-    gfx_label = _labels(classifier, gfx)
-    result = {"n": int(len(x)), "undefended": float(np.mean(_labels(classifier, x) == y)),
+    gfx_label = labels(classifier, gfx)
+    result = {"n": int(len(x)), "undefended": float(np.mean(labels(classifier, x) == y)),
               "flagged": float(np.mean(out["is_adversarial"])), "shipped": float(np.mean(out["label"] == y)),
               "gfx": float(np.mean(gfx_label == y)), "search": {}}
     for name, purifier in (searches or {}).items():
-        result["search"][name] = round(float(np.mean(_labels(classifier, _purify(purifier, x, seed)) == y)), 4)
+        result["search"][name] = round(float(np.mean(labels(classifier, _purify(purifier, x, seed)) == y)), 4)
     if readers:
-        wrong = gfx_label != y
-        right = sum((_labels(reader, gfx) == y).astype(int) for reader in readers)
-        result["gfx_wrong_every_reader_right"] = float(np.mean(wrong & (right == len(readers))))
-        result["gfx_wrong_some_reader_right"] = float(np.mean(wrong & (right > 0) & (right < len(readers))))
-        result["gfx_wrong_no_reader_right"] = float(np.mean(wrong & (right == 0)))
+        result.update({f"gfx_wrong_{k}": v for k, v in reader_split(readers, gfx, y, gfx_label != y).items()})
     if clean is not None:
         distance = np.sqrt(((gfx - _surrogate(model.purifier, clean)) ** 2).reshape(len(x), -1).sum(1))
         result["gfx_l2_to_clean_reconstruction"] = float(distance.mean())
