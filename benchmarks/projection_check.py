@@ -3,10 +3,11 @@
 For gray-box FGSM and PGD-40 examples (crafted on classifier A) it purifies
 both the adversarial and the clean images and splits every wrong label by
 cause (`tfdefense.purification.analysis.projection_check`): the search fell
-short (the clean image's purification is of the right class and nearer to the
-adversarial input than what the search found), the projection is of another
-class (what the search found is nearer), or the clean image itself purifies
-wrong; classifiers B and C read the wrong purified images. Prints a JSON line
+short (a right-class point of the range, the clean image's purification or the
+search started from its code, is nearer to the adversarial input than what the
+search found), the projection is of another class (what the search found is
+nearer), or no right-class point is known; classifiers B and C read the wrong
+purified images. Prints a JSON line
 per attack and writes projection.json and projection.md.
 
     python benchmarks/projection_check.py --name=defensegan_mnist --split=dev --n=300 \\
@@ -38,7 +39,7 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tfdefense
     from tfdefense import attacks, cards, harness, registry
-    from tfdefense.purification.analysis import markdown_table, projection_check
+    from tfdefense.purification.analysis import clean_reference, markdown_table, projection_check
 
     entry = registry.get_entry(FLAGS.name)
     short = entry["inference"]["classifier"].rsplit("_", 1)[-1]
@@ -50,12 +51,12 @@ def main(argv):
     unknown = sorted(set(FLAGS.attacks) - set(make))
     if unknown:
         raise app.UsageError(f"unknown attacks {unknown}; choose from {sorted(make)}.")
-    clean_out = model.defend(x, seed=FLAGS.seed, desc="purify clean images")
+    reference = clean_reference(model, x, seed=FLAGS.seed)
     result = {"model": FLAGS.name, "source": FLAGS.source or "published", "n": int(len(x)), "eps": FLAGS.eps,
               "seed": FLAGS.seed, "split": FLAGS.split, "rows": []}
     for name in FLAGS.attacks:
         row = {"input": name, **projection_check(model, make[name](), y, x, readers=readers, seed=FLAGS.seed,
-                                                 clean_out=clean_out)}
+                                                 reference=reference)}
         print(json.dumps(row), flush=True)
         result["rows"].append(row)
     if FLAGS.output_dir:

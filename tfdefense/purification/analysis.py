@@ -1,18 +1,20 @@
 """Why a purifier hands the classifier a wrong image (see benchmarks/projection_check.py).
 
 A purifier that projects onto a generator's range (Defense-GAN, AE-GAN+rs)
-can fail an adversarial input x' of class y in three ways:
+can fail an adversarial input x' of class y in three ways. The right-class
+points of the range we compare with are P(x), the purification of the clean
+image, and (for a latent search) the search run on x' from P(x)'s code:
 
-* **the search fell short**: the purified image P(x') is of another class, yet
-  the purification of the clean image, P(x), is of class y and nearer to x'
-  than P(x') is. A point of the right class closer to x' exists in the range
-  and the search did not find it: a longer or better search can fix this.
-* **the projection is of another class**: P(x') is nearer to x' than P(x) is.
-  The objective itself (the nearest point of the range) prefers another class
-  among the points we know of; a better search cannot fix this, a generator
-  whose range keeps the classes apart (or a smaller eps) can.
-* **the range lacks the image**: P(x) itself is read wrong, so even the clean
-  image has no right-class reconstruction.
+* **the search fell short**: P(x') is of another class, yet one of those
+  right-class points is nearer to x' than P(x') is. The search missed a
+  better minimum: a longer or better search could fix this.
+* **the projection is of another class**: P(x') is nearer to x' than every
+  right-class point we know of. The objective itself (the nearest point of
+  the range) prefers another class; a better search cannot fix this, a
+  generator whose range keeps the classes apart (or a smaller eps) can. The
+  nearest right-class point of the range is unknown, so this share is an
+  upper bound and the first a lower bound.
+* **no right-class point is known**: both reference points are read wrong.
 
 Classifiers trained apart from the protected one (B and C) read each wrong
 purified image as a check of whether it is truly of another class (every
@@ -20,8 +22,12 @@ reader wrong) or the protected classifier's misreading (every reader right).
 """
 
 import numpy as np
+import tensorflow as tf
 
+from tfdefense import progress
 from tfdefense.evaluation import predict_logits
+from tfdefense.purification import search
+from tfdefense.purification.purifier import Purifier
 
 
 def labels(classifier, images):
@@ -42,8 +48,45 @@ def _squared_error(a, b):
     return ((a - b) ** 2).reshape(len(a), -1).mean(1)
 
 
-def projection_check(model, x, y, clean, *, readers=(), seed=0, clean_out=None):
+def _batches(n, batch_size, desc):
+    return progress.bar(range(0, n, batch_size), desc=desc, unit="batch")
+
+
+def clean_reference(model, clean, seed=0, batch_size=250):
+    """The purifications of the clean images, shared by every attack on them.
+
+    Returns:
+        dict: ``images``, ``label`` (the protected classifier on them) and, for a latent-search
+        `Purifier` (which is then run directly, so every image is searched), its ``codes``;
+        other purifiers go through ``model.defend`` and have ``codes`` None.
+    """
+    purifier = model.purifier
+    if not isinstance(purifier, Purifier):
+        out = model.defend(clean, seed=seed, desc="purify clean images")
+        return {"images": out["purified"], "label": out["label"], "codes": None}
+    starts = _batches(len(clean), batch_size, "purify clean images")
+    parts = [purifier(clean[i:i + batch_size], seed=seed) for i in starts]
+    images = np.concatenate([np.asarray(p["images"]) for p in parts])
+    return {"images": images, "label": labels(model.classifier, images),
+            "codes": np.concatenate([np.asarray(p["codes"]) for p in parts])}
+
+
+def _search_from(purifier, x, codes, batch_size=250):
+    """The purifier's own search on ``x`` started from ``codes`` (one start per image)."""
+    run = tf.function(lambda images, z: search._search(
+        purifier.decoder, images, z[None], purifier.steps, purifier.step_size, purifier.decay_every,
+        purifier.decay, purifier.z_clip, purifier.momentum).images)
+    return np.concatenate([np.asarray(run(tf.constant(x[i:i + batch_size]), tf.constant(codes[i:i + batch_size])))
+                           for i in _batches(len(x), batch_size, "search from the clean codes")])
+
+
+def projection_check(model, x, y, clean, *, readers=(), seed=0, reference=None):
     """Splits the wrong labels of ``model`` on images ``x`` by the cause (see the module doc).
+
+    The right-class points that P(x') is compared with are P(x) and, for a latent-search
+    `Purifier`, the same search run on x' from P(x)'s code (a right-class basin near x').
+    They are points we know of, not the nearest right-class point of the range, so
+    ``search_fell_short`` is a lower bound on the search's share.
 
     Args:
         model: a defended model whose ``defend`` returns ``purified`` images.
@@ -51,41 +94,51 @@ def projection_check(model, x, y, clean, *, readers=(), seed=0, clean_out=None):
         clean: the clean images behind ``x``.
         readers: other classifiers (B, C) that read the wrong purified images.
         seed: the purifier's seed (the same for ``x`` and ``clean``).
-        clean_out: ``model.defend(clean, seed=seed)`` if already computed (it is shared
+        reference: ``clean_reference(model, clean, seed)`` if already computed (it is shared
             by every attack on the same images).
 
     Returns:
-        A dict of fractions over ``x``: ``purified`` (right label on P(x')),
-        ``clean_purified`` (right on P(x)), ``search_fell_short``,
-        ``projection_other_class`` and ``range_lacks_image`` (the three causes; they sum
-        to 1 - purified), the mean squared errors ``mse_found`` (P(x') to x') and
-        ``mse_clean_purification`` (P(x) to x'), and with readers ``wrong_every_reader_right``,
-        ``wrong_some_reader_right``, ``wrong_no_reader_right``.
+        A dict of fractions over ``x``: ``purified`` (the pipeline's label on x' is right),
+        ``clean_purified`` (right on P(x)), ``from_clean_code`` (right on the search from P(x)'s
+        code, latent search only), the three causes ``search_fell_short``,
+        ``projection_other_class`` and ``range_lacks_image`` (they sum to 1 - purified), the mean
+        squared distances to x' of P(x') (``mse_found``), P(x) (``mse_clean_purification``) and the
+        search from P(x)'s code (``mse_from_clean_code``),
+        and with readers ``wrong_every_reader_right``, ``wrong_some_reader_right``,
+        ``wrong_no_reader_right``.
 
     Example:
         >>> model = tfdefense.load("defensegan_mnist")                 # doctest: +SKIP
         >>> projection_check(model, x_adv, y, x)                       # doctest: +SKIP
     """
+    reference = reference or clean_reference(model, clean, seed)
     out = model.defend(x, seed=seed, desc="purify inputs")
-    clean_out = clean_out or model.defend(clean, seed=seed, desc="purify clean images")
-    found, reference = out["purified"], clean_out["purified"]
-    wrong, reference_right = out["label"] != y, clean_out["label"] == y
-    mse_found, mse_reference = _squared_error(found, x), _squared_error(reference, x)
-    result = {"n": int(len(x)), "purified": float(np.mean(~wrong)), "clean_purified": float(np.mean(reference_right)),
-              "search_fell_short": float(np.mean(wrong & reference_right & (mse_reference < mse_found))),
-              "projection_other_class": float(np.mean(wrong & reference_right & (mse_reference >= mse_found))),
-              "range_lacks_image": float(np.mean(wrong & ~reference_right)),
-              "mse_found": float(mse_found.mean()), "mse_clean_purification": float(mse_reference.mean())}
+    wrong, mse_found = out["label"] != y, _squared_error(out["purified"], x)
+    mse_reference = _squared_error(reference["images"], x)
+    candidates = [(reference["label"] == y, mse_reference)]
+    result = {"n": int(len(x)), "purified": float(np.mean(~wrong)), "clean_purified": float(np.mean(candidates[0][0]))}
+    if reference["codes"] is not None:
+        refined = _search_from(model.purifier, x, reference["codes"])
+        candidates.append((labels(model.classifier, refined) == y, _squared_error(refined, x)))
+        result["from_clean_code"] = float(np.mean(candidates[1][0]))
+        result["mse_from_clean_code"] = float(candidates[1][1].mean())
+    some_right = np.any([right for right, _ in candidates], axis=0)
+    nearer_right = np.any([right & (mse < mse_found) for right, mse in candidates], axis=0)
+    result.update({"search_fell_short": float(np.mean(wrong & nearer_right)),
+                   "projection_other_class": float(np.mean(wrong & some_right & ~nearer_right)),
+                   "range_lacks_image": float(np.mean(wrong & ~some_right)),
+                   "mse_found": float(mse_found.mean()), "mse_clean_purification": float(mse_reference.mean())})
     if readers:
-        result.update({f"wrong_{k}": v for k, v in reader_split(readers, found, y, wrong).items()})
+        result.update({f"wrong_{k}": v for k, v in reader_split(readers, out["purified"], y, wrong).items()})
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}
 
 
-COLUMNS = [("input", "input"), ("purified", "right after purification"),
-           ("clean_purified", "clean image right after purification"),
-           ("search_fell_short", "wrong: search fell short"), ("projection_other_class", "wrong: projection of another class"),
-           ("range_lacks_image", "wrong: clean image also wrong"), ("mse_found", "MSE found"),
-           ("mse_clean_purification", "MSE of P(clean)"), ("wrong_every_reader_right", "wrong: B and C right"),
+COLUMNS = [("input", "input"), ("purified", "right after purification"), ("clean_purified", "P(clean) right"),
+           ("from_clean_code", "search from P(clean)'s code right"), ("search_fell_short", "wrong: search fell short"),
+           ("projection_other_class", "wrong: projection of another class"),
+           ("range_lacks_image", "wrong: no right-class point known"), ("mse_found", "MSE found"),
+           ("mse_clean_purification", "MSE of P(clean)"), ("mse_from_clean_code", "MSE from P(clean)'s code"),
+           ("wrong_every_reader_right", "wrong: B and C right"),
            ("wrong_some_reader_right", "wrong: one of B, C right"), ("wrong_no_reader_right", "wrong: neither right")]
 
 

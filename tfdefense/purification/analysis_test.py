@@ -6,6 +6,8 @@ from tfdefense.purification import analysis
 class _Stub:
     """A defended model whose purifications and labels are given per input array."""
 
+    purifier = None  # not a latent search: P(clean) is the only reference point
+
     def __init__(self, answers):
         self.answers = answers
 
@@ -38,4 +40,36 @@ def test_projection_check_names_each_cause_once():
     assert row["wrong_every_reader_right"] == 0.75 and row["wrong_no_reader_right"] == 0.0
     assert row["mse_clean_purification"] == 0.04 and row["mse_found"] == round(0.09 / 4, 4)
     table = analysis.markdown_table([{"input": "fgsm", **row}]).splitlines()
-    assert len(table) == 3 and table[2].startswith("| fgsm | 0.250 | 0.750 | 0.250 |")
+    assert len(table) == 3 and table[2].startswith("| fgsm | 0.250 | 0.750 | - | 0.250 |")
+
+
+def test_projection_check_searches_from_the_clean_code_for_a_latent_search():
+    import keras
+
+    from tfdefense.purification import Purifier
+
+    keras.utils.set_random_seed(0)
+    decoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(784, activation="sigmoid"),
+                                keras.layers.Reshape((28, 28, 1))])
+    classifier = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+
+    class Model:
+        purifier = Purifier(decoder, steps=5, step_size=0.1, restarts=2)
+
+        def defend(self, x, seed=0, desc=None):
+            purified = np.asarray(self.purifier(x, seed=seed)["images"])
+            return {"purified": purified, "label": np.asarray(classifier(purified)).argmax(-1)}
+
+    model = Model()
+    model.classifier = classifier
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(size=(6, 28, 28, 1)).astype("float32")
+    adv = np.clip(clean + rng.choice([-0.3, 0.3], size=clean.shape), 0, 1).astype("float32")
+    reference = analysis.clean_reference(model, clean)
+    assert reference["codes"].shape == (6, 3)
+    y = reference["label"]  # P(clean) is right by construction
+    row = analysis.projection_check(model, adv, y, clean, reference=reference)
+    assert row["clean_purified"] == 1.0 and 0.0 <= row["from_clean_code"] <= 1.0
+    assert row["range_lacks_image"] == 0.0
+    causes = row["search_fell_short"] + row["projection_other_class"]
+    assert abs(causes - (1 - row["purified"])) < 1e-3
