@@ -24,6 +24,7 @@ flags.DEFINE_string("source", None, "Folder of exported weights to analyse (defa
 flags.DEFINE_integer("n", 300, "Images of --split (drawn by --seed).")
 flags.DEFINE_string("split", "dev", "dev, validation or eval.")
 flags.DEFINE_float("eps", 0.3, "Linf budget.")
+flags.DEFINE_float("step_size", None, "Search step size to analyse (default: the shipped one).")
 flags.DEFINE_list("attacks", ["fgsm", "pgd"], "Gray-box attacks on classifier A.")
 flags.DEFINE_integer("seed", 0, "Image sampling, attack and purifier seed.")
 flags.DEFINE_string("output_dir", None, "Where to write projection.json and projection.md.")
@@ -39,12 +40,13 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tfdefense
     from tfdefense import attacks, cards, harness, registry
-    from tfdefense.purification.analysis import clean_reference, markdown_table, projection_check
+    from tfdefense.purification.analysis import card_analysis, clean_reference, markdown_table, projection_check
 
     entry = registry.get_entry(FLAGS.name)
     short = entry["inference"]["classifier"].rsplit("_", 1)[-1]
     x, y = harness.sample(entry["metadata"]["dataset"], FLAGS.n, FLAGS.seed, FLAGS.split)
-    model = tfdefense.load(FLAGS.name, FLAGS.source)
+    settings = {} if FLAGS.step_size is None else {"step_size": FLAGS.step_size}
+    model = tfdefense.load(FLAGS.name, FLAGS.source, **settings)
     readers = [tfdefense.load(f"classifier_{arch}_{short}").classifier for arch in ("b", "c")]
     make = {"fgsm": lambda: attacks.fgsm(model.classifier, x, y, eps=FLAGS.eps),
             "pgd": lambda: attacks.pgd(model.classifier, x, y, eps=FLAGS.eps, seed=FLAGS.seed)}
@@ -53,7 +55,7 @@ def main(argv):
         raise app.UsageError(f"unknown attacks {unknown}; choose from {sorted(make)}.")
     reference = clean_reference(model, x, seed=FLAGS.seed)
     result = {"model": FLAGS.name, "source": FLAGS.source or "published", "n": int(len(x)), "eps": FLAGS.eps,
-              "seed": FLAGS.seed, "split": FLAGS.split, "rows": []}
+              "seed": FLAGS.seed, "split": FLAGS.split, "settings": settings or "shipped", "rows": []}
     for name in FLAGS.attacks:
         row = {"input": name, **projection_check(model, make[name](), y, x, readers=readers, seed=FLAGS.seed,
                                                  reference=reference)}
@@ -66,12 +68,9 @@ def main(argv):
     if FLAGS.update_card:
         folder = FLAGS.source or registry.weights_dir(FLAGS.name)
         card = cards.read_card(folder, verify=True)
-        setting = (f"Why purified inputs are read wrong: {FLAGS.split} split, n = {len(x)}, seed {FLAGS.seed}, "
-                   f"eps {FLAGS.eps}, gray-box attacks crafted on classifier A; fractions of all inputs "
-                   "(`python benchmarks/projection_check.py`; causes in `tfdefense.purification.analysis`).")
         report = os.path.relpath(os.path.join(FLAGS.output_dir, "projection.json"), folder)
-        card.setdefault("analysis", {})["why purified inputs are read wrong"] = {
-            "setting": setting, "table": markdown_table(result["rows"]), "report": report}
+        title = "why purified inputs are read wrong" + (f" (step {FLAGS.step_size})" if settings else "")
+        card.setdefault("analysis", {})[title] = card_analysis(result, report)
         cards.write_card(folder, card)
 
 

@@ -150,3 +150,18 @@ def markdown_table(rows):
                  else str(row.get(key, "-")) for key, _ in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def card_analysis(result, report):
+    """The card's ``analysis`` item for a `benchmarks/projection_check.py` result stored at ``report``
+    (a path relative to the card's folder)."""
+    settings = result.get("settings", "shipped")
+    step = "" if settings == "shipped" else f", search step {settings['step_size']} instead of the shipped one"
+    setting = (f"Why purified inputs are read wrong{step}: {result['split']} split, n = {result['n']}, "
+               f"seed {result['seed']}, eps {result['eps']}, gray-box attacks crafted on classifier A; fractions "
+               "of all inputs. P(clean) is the purifier run on the clean image (a latent search always searches: "
+               "no detector bypass); 'search fell short' means P(clean), or the same search run on the input from "
+               "P(clean)'s code, is of the right class and nearer to the input than what the pipeline found "
+               "(`python benchmarks/projection_check.py`; the causes are defined in "
+               "`tfdefense.purification.analysis`).")
+    return {"setting": setting, "table": markdown_table(result["rows"]), "report": report}

@@ -41,6 +41,10 @@ def test_projection_check_names_each_cause_once():
     assert row["mse_clean_purification"] == 0.04 and row["mse_found"] == round(0.09 / 4, 4)
     table = analysis.markdown_table([{"input": "fgsm", **row}]).splitlines()
     assert len(table) == 3 and table[2].startswith("| fgsm | 0.250 | 0.750 | - | 0.250 |")
+    result = {"split": "dev", "n": 4, "seed": 0, "eps": 0.3, "settings": {"step_size": 0.01},
+              "rows": [{"input": "fgsm", **row}]}
+    item = analysis.card_analysis(result, "reports/projection/projection.json")
+    assert "search step 0.01 instead of the shipped one" in item["setting"] and item["table"].count("\n") == 2
 
 
 def test_projection_check_searches_from_the_clean_code_for_a_latent_search():
