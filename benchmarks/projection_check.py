@@ -15,39 +15,26 @@ per attack and writes projection.json and projection.md.
 """
 
 import json
-import os
 
 from absl import app, flags
 
-flags.DEFINE_string("name", "defensegan_mnist", "A purifying entry (defensegan_*, aegan_*, ...).")
-flags.DEFINE_string("source", None, "Folder of exported weights to analyse (default: the published ones).")
-flags.DEFINE_integer("n", 300, "Images of --split (drawn by --seed).")
-flags.DEFINE_string("split", "dev", "dev, validation or eval.")
-flags.DEFINE_float("eps", 0.3, "Linf budget.")
+import analysis_common
+
+analysis_common.define_flags("defensegan_mnist", 300, "projection")
 flags.DEFINE_float("step_size", None, "Search step size to analyse (default: the shipped one).")
 flags.DEFINE_list("attacks", ["fgsm", "pgd"], "Gray-box attacks on classifier A.")
-flags.DEFINE_integer("seed", 0, "Image sampling, attack and purifier seed.")
-flags.DEFINE_string("output_dir", None, "Where to write projection.json and projection.md.")
-flags.DEFINE_boolean("update_card", False, "Put the table into the model card (its folder: --source or the "
-                     "published one); --output_dir must be inside that folder.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    if FLAGS.update_card and not FLAGS.output_dir:
-        raise app.UsageError("--update_card needs --output_dir inside the card's folder (its reports/).")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    x, y, readers = analysis_common.start()
     import tfdefense
-    from tfdefense import attacks, cards, harness, registry
+    from tfdefense import attacks
     from tfdefense.purification.analysis import card_analysis, clean_reference, markdown_table, projection_check
 
-    entry = registry.get_entry(FLAGS.name)
-    short = entry["inference"]["classifier"].rsplit("_", 1)[-1]
-    x, y = harness.sample(entry["metadata"]["dataset"], FLAGS.n, FLAGS.seed, FLAGS.split)
     settings = {} if FLAGS.step_size is None else {"step_size": FLAGS.step_size}
     model = tfdefense.load(FLAGS.name, FLAGS.source, **settings)
-    readers = [tfdefense.load(f"classifier_{arch}_{short}").classifier for arch in ("b", "c")]
     make = {"fgsm": lambda: attacks.fgsm(model.classifier, x, y, eps=FLAGS.eps),
             "pgd": lambda: attacks.pgd(model.classifier, x, y, eps=FLAGS.eps, seed=FLAGS.seed)}
     unknown = sorted(set(FLAGS.attacks) - set(make))
@@ -61,17 +48,8 @@ def main(argv):
                                                  reference=reference)}
         print(json.dumps(row), flush=True)
         result["rows"].append(row)
-    if FLAGS.output_dir:
-        os.makedirs(FLAGS.output_dir, exist_ok=True)
-        cards.write_json(os.path.join(FLAGS.output_dir, "projection.json"), result)
-        cards.write_text(os.path.join(FLAGS.output_dir, "projection.md"), markdown_table(result["rows"]) + "\n")
-    if FLAGS.update_card:
-        folder = FLAGS.source or registry.weights_dir(FLAGS.name)
-        card = cards.read_card(folder, verify=True)
-        report = os.path.relpath(os.path.join(FLAGS.output_dir, "projection.json"), folder)
-        title = "why purified inputs are read wrong" + (f" (step {FLAGS.step_size})" if settings else "")
-        card.setdefault("analysis", {})[title] = card_analysis(result, report)
-        cards.write_card(folder, card)
+    title = "why purified inputs are read wrong" + (f" (step {FLAGS.step_size})" if settings else "")
+    analysis_common.finish(result, "projection", markdown_table(result["rows"]), title, card_analysis)
 
 
 if __name__ == "__main__":
