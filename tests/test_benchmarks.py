@@ -66,3 +66,15 @@ def test_fmdefense_cost_counts_every_morph_through_decoder_and_classifier():
     per_morph = cost.forward_flops(networks.decoder) + cost.forward_flops(classifier)
     assert flops[10] - flops[5] == 2 * 5 * per_morph  # two codes, five more morphs each
 
+
+
+def test_analysis_benchmarks_share_their_flags():
+    """aegan_decompose.py and projection_check.py import benchmarks/analysis_common.py as scripts do."""
+    import subprocess
+    import sys
+
+    for name in ("aegan_decompose", "projection_check"):
+        out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", f"{name}.py"), "--helpfull"],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "--update_card" in out.stdout and "--split" in out.stdout
