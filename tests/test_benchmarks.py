@@ -76,5 +76,5 @@ def test_analysis_benchmarks_share_their_flags():
     for name in ("aegan_decompose", "projection_check"):
         out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", f"{name}.py"), "--helpfull"],
                              capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stderr
-        assert "--update_card" in out.stdout and "--split" in out.stdout
+        assert "Traceback" not in out.stderr, out.stderr  # absl's --help exits 1 by design
+        assert "analysis_common:" in out.stdout and "--[no]update_card" in out.stdout
