@@ -7,7 +7,8 @@ image, and (for a latent search) the search run on x' from P(x)'s code:
 
 * **the search fell short**: P(x') is of another class, yet one of those
   right-class points is nearer to x' than P(x') is. The search missed a
-  better minimum: a longer or better search could fix this.
+  better minimum, so a better search might fix this (or find a still
+  nearer point of another class).
 * **the projection is of another class**: P(x') is nearer to x' than every
   right-class point we know of. The objective itself (the nearest point of
   the range) prefers another class; a better search cannot fix this, a
@@ -111,7 +112,8 @@ def projection_check(model, x, y, clean, *, readers=(), seed=0, reference=None):
         >>> model = tfdefense.load("defensegan_mnist")                 # doctest: +SKIP
         >>> projection_check(model, x_adv, y, x)                       # doctest: +SKIP
     """
-    reference = reference or clean_reference(model, clean, seed)
+    if reference is None:
+        reference = clean_reference(model, clean, seed)
     out = model.defend(x, seed=seed, desc="purify inputs")
     wrong, mse_found = out["label"] != y, _squared_error(out["purified"], x)
     mse_reference = _squared_error(reference["images"], x)
