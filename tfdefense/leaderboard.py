@@ -89,7 +89,8 @@ def rows():
 
 def to_markdown(table):
     lines = ["# tfdefense leaderboard", "",
-             "Accuracy of the final label (rejections are not counted as correct) at Linf eps 0.3, classifier A, "
+             "Accuracy of the final label at Linf eps 0.3, classifier A (a rejected input counts only if its "
+             "label is right: rejecting is not a success here; the cards give 'defended or rejected' beside it), "
              "from each model card; the paper's figure in brackets. White-box: the lowest accuracy among the "
              "adaptive Linf attacks run at eps 0.3 (exact gradient or BPDA + EOT as the defense declares; `pgd_detector` is PGD "
              "with the detectors in the loss). Standard protocol: n >= 1000, seed 0, the `eval` split; a "
