@@ -11,12 +11,7 @@ reader of the purified images.
 
 import numpy as np
 
-from tfdefense.purification.analysis import labels, reader_split
-
-
-def _purify(purifier, images, seed, batch_size=250):
-    return np.concatenate([np.asarray(purifier(images[i:i + batch_size], seed=seed)["images"])
-                           for i in range(0, len(images), batch_size)])
+from tfdefense.purification.analysis import labels, purify, reader_split
 
 
 def _surrogate(purifier, images, batch_size=500):
@@ -58,7 +53,7 @@ def decompose(model, classifier, x, y, *, searches=None, readers=(), clean=None,
               "flagged": float(np.mean(out["is_adversarial"])), "shipped": float(np.mean(out["label"] == y)),
               "gfx": float(np.mean(gfx_label == y)), "search": {}}
     for name, purifier in (searches or {}).items():
-        result["search"][name] = round(float(np.mean(labels(classifier, _purify(purifier, x, seed)) == y)), 4)
+        result["search"][name] = round(float(np.mean(labels(classifier, purify(purifier, x, seed)["images"]) == y)), 4)
     if readers:
         result.update({f"gfx_wrong_{k}": v for k, v in reader_split(readers, gfx, y, gfx_label != y).items()})
     if clean is not None:

@@ -53,6 +53,12 @@ def _batches(n, batch_size, desc):
     return progress.bar(range(0, n, batch_size), desc=desc, unit="batch")
 
 
+def purify(purifier, images, seed=0, batch_size=250, desc="purify"):
+    """A `Purifier` over numpy ``images`` in batches: ``images`` and ``codes`` as numpy arrays."""
+    parts = [purifier(images[i:i + batch_size], seed=seed) for i in _batches(len(images), batch_size, desc)]
+    return {key: np.concatenate([np.asarray(p[key]) for p in parts]) for key in ("images", "codes")}
+
+
 def clean_reference(model, clean, seed=0, batch_size=250):
     """The purifications of the clean images, shared by every attack on them.
 
@@ -65,11 +71,8 @@ def clean_reference(model, clean, seed=0, batch_size=250):
     if not isinstance(purifier, Purifier):
         out = model.defend(clean, seed=seed, desc="purify clean images")
         return {"images": out["purified"], "label": out["label"], "codes": None}
-    starts = _batches(len(clean), batch_size, "purify clean images")
-    parts = [purifier(clean[i:i + batch_size], seed=seed) for i in starts]
-    images = np.concatenate([np.asarray(p["images"]) for p in parts])
-    return {"images": images, "label": labels(model.classifier, images),
-            "codes": np.concatenate([np.asarray(p["codes"]) for p in parts])}
+    out = purify(purifier, clean, seed, batch_size, desc="purify clean images")
+    return {"images": out["images"], "label": labels(model.classifier, out["images"]), "codes": out["codes"]}
 
 
 def _search_from(purifier, x, codes, batch_size=250):
