@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import warnings
 from typing import Any, Callable, Optional
 
 from tfdefense.cards import CARD, MODELS_ENV, WeightsError, read_card
@@ -163,10 +164,30 @@ def load(name, folder=None, **overrides):
     card = read_card(folder, verify=True)
     family = get_family(entry["family"])
     detector_overrides = {k: overrides.pop(k) for k in DETECTOR_SETTINGS if k in overrides}
-    model = family.load(entry, folder, **inference_settings(family.inference, entry, card, overrides))
+    settings = inference_settings(family.inference, entry, card, overrides)
+    warn_uncalibrated(name, card, inference_settings(family.inference, entry, card, {}), settings)
+    model = family.load(entry, folder, **settings)
     apply_thresholds(model, card.get("inference", {}).get("thresholds", {}), **detector_overrides)
     model.card = card
     return model
+
+
+def warn_uncalibrated(name, card, published, settings):
+    """Warns when ``settings`` change inference settings under which the card's calibrated values
+    (``card["inference"]``: a search step, detector thresholds) were measured: those values then
+    no longer hold as calibrated. A 30-step search of defensegan_fmnist at its step 0.001, chosen for
+    200 steps, reads 0.42 of 64 dev images right against >= 0.6 at step 0.003, and a shorter search
+    leaves larger errors, so the detector rejects more clean images than the calibrated rate."""
+    calibrated = card.get("inference") or {}
+    changed = {k: v for k, v in settings.items() if published.get(k) != v}
+    if not calibrated or not changed:
+        return
+    was = ", ".join(f"{k}={published.get(k)!r}" for k in sorted(changed))
+    now = ", ".join(f"{k}={v!r}" for k, v in sorted(changed.items()))
+    warnings.warn(f"{name}: the card's calibrated {', '.join(sorted(calibrated))} were measured with {was}; "
+                  f"with {now} they are not recalibrated, so accuracy and the detectors' false-positive rate "
+                  f"may differ from the card (a shorter search usually needs a larger step_size). Measure "
+                  f"with `tfdefense evaluate {name} --set=...`.", UserWarning, stacklevel=3)
 
 
 def apply_thresholds(model, calibrated, **overrides):

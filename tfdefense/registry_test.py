@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import warnings
 
 import pytest
 
@@ -59,6 +60,25 @@ def test_classifier_takes_no_overrides(tmp_path, monkeypatch):
     _fake_models_dir(tmp_path, monkeypatch)
     with pytest.raises(TypeError, match="no inference settings"):
         tfdefense.load("classifier_c_mnist", steps=3)
+
+
+def test_changing_a_calibrated_setting_warns():
+    card = {"inference": {"step_size": 0.001, "thresholds": {"purification_error": 0.04}}}
+    published = {"steps": 200, "restarts": 10, "step_size": 0.001}
+    with pytest.warns(UserWarning, match=r"measured with steps=200; with steps=30 they are not recalibrated"):
+        registry.warn_uncalibrated("defensegan_fmnist", card, published, {**published, "steps": 30})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        registry.warn_uncalibrated("defensegan_fmnist", card, published, dict(published))  # the published settings
+        registry.warn_uncalibrated("defensegan_fmnist", {}, published, {**published, "steps": 30})  # nothing calibrated
+
+
+def test_load_warns_when_a_search_setting_leaves_its_calibration():
+    with pytest.warns(UserWarning, match="defensegan_mnist: the card's calibrated step_size, thresholds"):
+        tfdefense.load("defensegan_mnist", steps=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tfdefense.load("defensegan_mnist", steps=200, threshold=None)  # the published search; detectors are no setting
 
 
 def test_shipped_cards_match_their_files():

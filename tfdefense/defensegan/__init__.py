@@ -4,7 +4,11 @@ reconstruction error is too large.
 
 Example:
     >>> import tfdefense
-    >>> model = tfdefense.load("defensegan_mnist", steps=60, restarts=1)   # doctest: +SKIP
+    >>> model = tfdefense.load("defensegan_mnist")   # doctest: +SKIP
+    >>> faster = tfdefense.load("defensegan_mnist", steps=60, restarts=1)   # doctest: +SKIP
+
+    The faster search warns: its card's step size and threshold were
+    calibrated for R=10 x L=200.
 
 Reference:
     Samangouei et al., Defense-GAN (ICLR 2018); Ilyas et al., The robust
