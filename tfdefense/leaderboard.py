@@ -112,7 +112,7 @@ def to_markdown(table):
                                                       else "")
         protocol = sorted({(r["n"], r.get("seed")) for r in row["results"].values() if r})
         lines.append(f"| `{row['name']}` | {row['dataset']} | {row['epochs'][0]}/{row['epochs'][1]} | {clean} | "
-                     + " | ".join(cells) + f" | {white} | {', '.join(f'{n}, {s}' for n, s in protocol)} |")
+                     + " | ".join(cells) + f" | {white} | {'; '.join(f'{n}, {s}' for n, s in protocol)} |")
     return "\n".join(lines) + "\n"
 
 

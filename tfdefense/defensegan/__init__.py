@@ -36,6 +36,7 @@ INFERENCE_DEFAULTS = {"steps": 200, "restarts": 10, "step_size": 0.01, "decay_ev
 # Table 1 (R=10, L=200) and Table 2's R=10, L=60 column (FGSM eps 0.3) of aegan_rs.txt.
 _REPORTED = {"mnist": {"white_box": {"fgsm_0.3": 0.981, "pgd_0.3": 0.989, "cw_l2": 0.981},
                        "gray_box": {"fgsm_0.3": 0.880, "pgd_0.3": 0.913, "cw_l2": 0.918},
+                       "black_box": {"fgsm_0.3": 0.928},  # aegan_rs.txt Table 1, substitute B
                        "table2_r10_l60": {"clean": 0.967, "white_fgsm_0.3": 0.964, "gray_fgsm_0.3": 0.863}},
              "fashion_mnist": {"white_box": {"fgsm_0.3": 0.814, "pgd_0.3": 0.852, "cw_l2": 0.810},
                                "table2_r10_l60": {"clean": 0.788, "white_fgsm_0.3": 0.787,
