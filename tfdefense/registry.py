@@ -177,7 +177,7 @@ def warn_uncalibrated(name, card, published, settings):
     (``card["inference"]``: a search step, detector thresholds) were measured: those values then
     no longer hold as calibrated. A 30-step search of defensegan_fmnist at its step 0.001, chosen for
     200 steps, reads 0.42 of 64 dev images right against >= 0.6 at step 0.003, and a shorter search
-    leaves larger errors, so the detector rejects more clean images than the calibrated rate."""
+    leaves larger errors, so the detector can reject more clean images than the calibrated rate."""
     calibrated = card.get("inference") or {}
     changed = {k: v for k, v in settings.items() if published.get(k) != v}
     if not calibrated or not changed:
