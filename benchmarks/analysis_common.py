@@ -42,15 +42,13 @@ def finish(result, report, table, title, card_item):
     with --update_card, ``card_item(result, path of the json from the card's folder)`` as the
     card's analysis ``title``."""
     FLAGS = flags.FLAGS
-    from tfdefense import cards, registry
+    from tfdefense import cards, store
 
     if FLAGS.output_dir:
         os.makedirs(FLAGS.output_dir, exist_ok=True)
         cards.write_json(os.path.join(FLAGS.output_dir, f"{report}.json"), result)
         cards.write_text(os.path.join(FLAGS.output_dir, f"{report}.md"), table + "\n")
     if FLAGS.update_card:
-        folder = FLAGS.source or registry.weights_dir(FLAGS.name)
-        card = cards.read_card(folder, verify=True)
+        folder = store.card_folder(FLAGS.name, FLAGS.source)
         path = os.path.relpath(os.path.join(FLAGS.output_dir, f"{report}.json"), folder)
-        card.setdefault("analysis", {})[title] = card_item(result, path)
-        cards.write_card(folder, card)
+        cards.update_card(folder, lambda card: card.setdefault("analysis", {}).__setitem__(title, card_item(result, path)))

@@ -138,18 +138,17 @@ def main(argv):
         with open(FLAGS.output, "w") as f:
             json.dump(result, f, indent=2)
     if FLAGS.update_card:
-        from tfdefense import registry, training
+        from tfdefense import store
 
-        folder = registry.weights_dir(FLAGS.model)
-        card = cards.read_card(folder)
-        card.setdefault("measured", {})["throughput"] = {
-            policy: {"steps": FLAGS.steps, "images_per_s_by_batch": {b: v["images_per_s"] for b, v in e["by_batch"].items()},
-                     "fraction_of_matmul_rate_by_batch": {b: v["fraction_of_matmul_rate"]
-                                                          for b, v in e["by_batch"].items()},
-                     "matmul_2048_gflops": e["matmul_2048_gflops"], "flops_per_image": e["flops_per_image"]}
-            for policy, e in result["policies"].items()}
-        card["measured"]["throughput"]["machine"] = result["machine"]
-        cards.write_card(folder, card)
+        def change(card):
+            card.setdefault("measured", {})["throughput"] = {
+                policy: {"steps": FLAGS.steps, "images_per_s_by_batch": {b: v["images_per_s"] for b, v in e["by_batch"].items()},
+                         "fraction_of_matmul_rate_by_batch": {b: v["fraction_of_matmul_rate"]
+                                                              for b, v in e["by_batch"].items()},
+                         "matmul_2048_gflops": e["matmul_2048_gflops"], "flops_per_image": e["flops_per_image"]}
+                for policy, e in result["policies"].items()}
+            card["measured"]["throughput"]["machine"] = result["machine"]
+        cards.update_card(store.card_folder(FLAGS.model), change)
 
 
 if __name__ == "__main__":

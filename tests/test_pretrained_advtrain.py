@@ -1,17 +1,19 @@
 """The shipped adversarially trained classifiers: load like every entry, stay accurate, and resist
-FGSM far better than plain classifier A (skipped where not trained yet)."""
+FGSM far better than plain classifier A."""
 
 import numpy as np
 import pytest
 
-from tfdefense import attacks, cards, datasets, evaluation, registry, testing, threats
+import tfdefense
+from tfdefense import attacks, datasets, evaluation, registry, store, threats
+
+pytestmark = pytest.mark.pretrained  # needs the published weights (through tfdefense.store)
 
 
-@pytest.mark.parametrize("name", ("advtrain_a_mnist", "advtrain_a_mnist_fast", "advtrain_a_fmnist",
-                                  "advtrain_a_fmnist_fast"))
+@pytest.mark.parametrize("name", ("advtrain_a_mnist", "advtrain_a_mnist_fast", "advtrain_a_fmnist"))
 def test_adversarially_trained_classifier_resists_fgsm(real_data_dir, name):
-    model = testing.load_pretrained_or_skip(name)
-    card = cards.read_card(registry.weights_dir(name))
+    model = tfdefense.load(name)
+    card = store.card(name)
     assert model.purifier is None and not model.detectors and threats.gradient_kind(model) == "exact"
     x, y = datasets.load(card["dataset"], "dev")
     x, y = x[:300], y[:300]

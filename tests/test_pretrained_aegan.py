@@ -1,4 +1,4 @@
-"""The shipped AE-GAN+rs models: load, defend, export (skipped where not trained yet)."""
+"""The shipped AE-GAN+rs models: load, defend, export."""
 
 import subprocess
 
@@ -6,15 +6,17 @@ import numpy as np
 import pytest
 
 import tfdefense
-from tfdefense import attacks, cards, datasets, export, registry, testing
+from tfdefense import attacks, datasets, export, registry, store
 
 NAMES = ("aegan_mnist", "aegan_fmnist")
+
+pytestmark = pytest.mark.pretrained  # needs the published weights (through tfdefense.store)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_loads_and_defends(real_data_dir, name):
-    model = testing.load_pretrained_or_skip(name)
-    card = cards.read_card(registry.weights_dir(name))
+    model = tfdefense.load(name)
+    card = store.card(name)
     assert model.thresholds == pytest.approx(card["inference"]["thresholds"])
     x, y = datasets.load(registry.get_entry(name)["metadata"]["dataset"], "dev")
     out = model.defend(x[:200])
@@ -30,8 +32,8 @@ def test_loads_and_defends(real_data_dir, name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_clean_and_gray_box_accuracy(real_data_dir, name):
-    model = testing.load_pretrained_or_skip(name)
-    card = cards.read_card(registry.weights_dir(name))
+    model = tfdefense.load(name)
+    card = store.card(name)
     x, y = datasets.load(card["dataset"], "dev")
     x, y = x[:300], y[:300]
     clean = np.mean(model.defend(x)["label"] == y)
@@ -42,7 +44,7 @@ def test_clean_and_gray_box_accuracy(real_data_dir, name):
 
 @pytest.mark.slow
 def test_real_export_runs_in_the_session_loader(real_data_dir, tmp_path):
-    model = testing.load_pretrained_or_skip("aegan_mnist")
+    model = tfdefense.load("aegan_mnist")
     path = export.export(model, str(tmp_path), "aegan_mnist")
     x, _ = datasets.load("mnist", "dev")
     np.save(tmp_path / "x.npy", x[:4])

@@ -1,16 +1,19 @@
-"""The shipped MagNet models: load, defend, reject little clean data, export (skipped where not trained yet)."""
+"""The shipped MagNet models: load, defend, reject little clean data, export."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfdefense import cards, datasets, registry, testing, threats
+import tfdefense
+from tfdefense import datasets, store, threats
+
+pytestmark = pytest.mark.pretrained  # needs the published weights (through tfdefense.store)
 
 
 @pytest.mark.parametrize("name", ("magnet_mnist", "magnet_fmnist"))
 def test_magnet_defends_and_rejects_little_clean_data(real_data_dir, name):
-    model = testing.load_pretrained_or_skip(name)
-    card = cards.read_card(registry.weights_dir(name))
+    model = tfdefense.load(name)
+    card = store.card(name)
     assert model.thresholds == pytest.approx(card["inference"]["thresholds"])
     assert threats.gradient_kind(model) == "exact"
     x, y = datasets.load(card["dataset"], "dev")
@@ -21,4 +24,7 @@ def test_magnet_defends_and_rejects_little_clean_data(real_data_dir, name):
     assert out["rejected"].mean() <= 0.02, "thresholds at 0.1% FPR each should reject about 0.2% of clean images"
     # The reformer is differentiable: the white-box gradient is the exact one and non-zero.
     assert threats.input_gradient_norm(threats.white_box_fn(model), x[:8], y[:8]) > 0
-    assert isinstance(model.pipeline(tf.constant(x[:2]))["rejected"], tf.Tensor)
+    # The graph the export serves rejects and labels exactly as defend does.
+    served = model.pipeline(tf.constant(x[:8]))
+    np.testing.assert_array_equal(np.asarray(served["rejected"]), out["rejected"][:8])
+    np.testing.assert_array_equal(np.asarray(served["label"]), out["label"][:8])

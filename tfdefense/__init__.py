@@ -6,7 +6,13 @@ Example:
     >>> tfdefense.list_models()                         # doctest: +SKIP
 """
 
+import os as _os
+import sys as _sys
+
 try:
+    if _os.path.basename(_sys.argv[0] if _sys.argv else "") == "tfdefense":  # the command: no C++ start-up lines
+        from tfdefense import quiet as _quiet
+        _quiet.import_tensorflow()
     import tensorflow  # noqa: F401
 except ImportError as e:  # pragma: no cover
     raise ImportError("tfdefense needs TensorFlow 2.21: pip install 'tensorflow==2.21.0' "

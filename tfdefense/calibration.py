@@ -19,7 +19,7 @@ Example:
 
 import numpy as np
 
-from tfdefense import attacks, cards, datasets, progress, registry
+from tfdefense import attacks, cards, datasets, progress, registry, store
 from tfdefense.defended import inference_settings
 from tfdefense.purification import threshold_at_fpr
 
@@ -31,7 +31,8 @@ def calibrate(name, folder=None, *, fpr=None, n=None, eps=0.3, seed=0, **options
 
     Args:
         name: registered defense (e.g. "aegan_mnist").
-        folder: the exported weights (default: ``saved_models/<name>``).
+        folder: a folder with the weights and the card to update (default: the local store
+            `tfdefense.store` resolves, e.g. the checkout's ``saved_models/<name>``).
         fpr: target false-positive rate of each detector on clean validation
             images (default: the entry's ``calibration``, else the family's).
         n: validation images used (default: as ``fpr``; None is all of them).
@@ -47,8 +48,8 @@ def calibrate(name, folder=None, *, fpr=None, n=None, eps=0.3, seed=0, **options
     defaults = {**family.calibration, **entry.get("calibration", {})}  # an entry may override its family
     fpr = defaults.get("fpr", 0.05) if fpr is None else fpr
     n = defaults.get("n") if n is None else n
-    folder = folder or registry.weights_dir(name)
-    card = cards.read_card(folder, verify=True)
+    folder, card = store.resolve(name, folder)
+    writable = store.card_folder(name, folder)  # refuses before measuring when the card is read-only
     x, y = datasets.load(entry["metadata"]["dataset"], "validation")
     if n is not None and n < len(x):
         index = np.random.default_rng(seed).choice(len(x), size=n, replace=False)
@@ -69,12 +70,12 @@ def calibrate(name, folder=None, *, fpr=None, n=None, eps=0.3, seed=0, **options
         model = build(**settings)
         thresholds = {d: round(threshold_at_fpr(s, fpr), 6) for d, s in detector_scores(model, x, seed).items()}
 
-    def store(card):  # on the card as it is now: an evaluation may have written to it meanwhile
+    def change(card):  # on the card as it is now: an evaluation may have written to it meanwhile
         inference = {k: v for k, v in card.get("inference", {}).items() if k != "threshold"}
         card["inference"] = {**inference, **settings, "thresholds": thresholds}
         card["calibration"] = {"split": "validation", "n": int(len(x)), "seed": seed, "target_fpr": fpr,
                                **({"eps": eps, "tuning": table} if table else {})}
-    card = cards.update_card(folder, store)
+    card = cards.update_card(writable, change)
     return card
 
 

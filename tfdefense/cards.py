@@ -42,9 +42,9 @@ def read_card(folder, verify=True):
     """Reads ``model_card.json`` in ``folder``, checking each listed file's sha256."""
     path = os.path.join(folder, CARD)
     if not os.path.isfile(path):
-        name = os.path.basename(os.path.normpath(folder))
-        raise WeightsError(f"No pretrained weights at {folder} ({CARD} missing). Train them with "
-                           f"`tfdefense train {name} --publish` or set {MODELS_ENV}.")
+        raise WeightsError(f"No model card at {folder} ({CARD} missing): give the folder a training run "
+                           f"wrote (its export/) or that `tfdefense train NAME --publish=DIR` or `tfdefense download "
+                           f"NAME --to DIR` filled.")
     try:
         card = read_json(path)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -52,18 +52,23 @@ def read_card(folder, verify=True):
                            "Restore it (git checkout) or re-publish the entry.") from e
     if not isinstance(card, dict):
         raise WeightsError(f"{path} does not hold a model card (a JSON object).")
-    if verify:
-        if not card.get("files"):
-            raise WeightsError(f"{path} lists no weight files, so their sha256 cannot be checked; "
-                               "refusing to load. Re-publish the entry to write its file list.")
-        for fname, digest in card["files"].items():
-            fpath = os.path.join(folder, fname)
-            if not os.path.isfile(fpath):
-                raise WeightsError(f"{fpath} is listed in {path} but missing.")
-            found = sha256(fpath)
-            if found != digest:
-                raise WeightsError(f"{fpath} has sha256 {found}, but {CARD} expects {digest}: "
-                                   "the file is corrupt or was replaced; refusing to load it.")
+    return verify_files(folder, card, source=path) if verify else card
+
+
+def verify_files(folder, card, source):
+    """Checks that every file ``card`` lists is in ``folder`` with its sha256 (``source`` names the
+    card in messages); returns ``card``."""
+    if not card.get("files"):
+        raise WeightsError(f"{source} lists no weight files, so their sha256 cannot be checked; "
+                           "refusing to load. Re-publish the entry to write its file list.")
+    for fname, digest in card["files"].items():
+        fpath = os.path.join(folder, fname)
+        if not os.path.isfile(fpath):
+            raise WeightsError(f"{fpath} is listed in {source} but missing.")
+        found = sha256(fpath)
+        if found != digest:
+            raise WeightsError(f"{fpath} has sha256 {found}, but {source} expects {digest}: "
+                               "the file is corrupt or was replaced; refusing to load it.")
     return card
 
 
@@ -101,6 +106,7 @@ def make_card(entry, config, state, measured, folder, files):
         "reported": entry["metadata"].get("reported", {}),
         "reference": entry["metadata"].get("reference", ""),
         "files": {f: sha256(os.path.join(folder, f)) for f in files},
+        "file_sizes": {f: os.path.getsize(os.path.join(folder, f)) for f in files},
     }
 
 
@@ -233,6 +239,8 @@ def write_card(folder, card):
     lines += ["", "## Files (sha256, checked at load)", ""]
     lines += [f"- `{f}`: `{h}`" for f, h in card["files"].items()]
     write_text(os.path.join(folder, "README.md"), "\n".join(lines) + "\n")
+    from tfdefense import store  # a published card in a checkout travels with the package too
+    store.sync_packaged(folder)
 
 
 @contextlib.contextmanager

@@ -1,126 +1,42 @@
-"""The `tfdefense` command: thin mains over library functions.
+"""The `tfdefense` command: each subcommand owns its flags and calls one library function.
 
-Usage:
-    tfdefense list
-    tfdefense train <name> [--workdir=DIR] [--resume] [--warm_start] [--init_from=NAME] [--epochs=N] [--publish]
-    tfdefense evaluate                                       (aegan_mnist: clean + gray-box FGSM, PGD; n=1000)
-    tfdefense evaluate <name> [--split=test] [--n=N]         (clean accuracy)
-    tfdefense evaluate <name> --attacks=fgsm,pgd,cw --threat=gray,white,black --n=1000 --eps=0.3
-              --seed=0 --output_dir=DIR [--sweep=30] [--sanity] [--update-card] [--source=DIR]
-    tfdefense export <name> <dir> [--version=N]
-    tfdefense calibrate <name> [--source=DIR] [--n=500] [--step_sizes=0.001,0.01,0.1]
+    tfdefense list                                  the zoo: here, cached or downloadable, size, clean accuracy
+    tfdefense download NAME... | --all [--to DIR]   prefetch weights (for an offline machine)
+    tfdefense release DIR                           write a mirror any static file server can host
+    tfdefense evaluate [NAME] [--attacks=fgsm,pgd] [--threat=gray,white,black] [--n=1000] ...
+    tfdefense train NAME [--workdir=DIR] [--resume] [--publish[=DIR]] ...
+    tfdefense calibrate NAME [--source=DIR] ...
+    tfdefense export NAME DIR [--version=N]
+    tfdefense card NAME --reports=A/report.json,B/report.json
+    tfdefense leaderboard [--output=docs/leaderboard.md]
 
-Inference settings of evaluate and export: --set=key=value (JSON
-value), checked against the settings the model's family declares, e.g.
---set=steps=30 --set=threshold=null; --steps, --restarts and --threshold are
-shorthands for the latent-search settings.
-    tfdefense card <name> --reports=DIR1/report.json,DIR2/report.json   (merge reports into the card)
-    tfdefense leaderboard [--output=docs/leaderboard.md]                 (every pretrained defense side by side)
+``tfdefense COMMAND --help`` lists a command's flags.
 """
 
+import argparse
 import json
 import os
 import sys
 
-from absl import app, flags
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Training folder (default: ./runs/<name>).")
-flags.DEFINE_boolean("resume", False, "Continue the checkpoint in --workdir.")
-flags.DEFINE_boolean("warm_start", False, "train: with no checkpoint in --workdir, continue the schedule from the "
-                     "published weights (fresh optimizer state), e.g. on a machine that lost its checkpoint.")
-flags.DEFINE_string("init_from", None, "train: start from another published entry's weights (same family and "
-                    "network), e.g. PGD training from the FGSM-trained classifier; 'none' starts from scratch.")
-flags.DEFINE_boolean("publish", False, "Copy the trained weights and card to saved_models/<name>/.")
-flags.DEFINE_integer("epochs", None, "Override the number of epochs.")
-flags.DEFINE_integer("batch_size", None, "Override the batch size.")
-flags.DEFINE_float("learning_rate", None, "train: override the learning rate (e.g. a smaller one to continue with "
-                   "--init_from).")
-flags.DEFINE_integer("steps_per_epoch", None, "Limit steps per epoch (smoke runs).")
-flags.DEFINE_integer("seed", None, "Seed: overrides the training seed; for evaluate, image sampling and attacks (default 0).")
-flags.DEFINE_multi_string("set", [], "key=value (JSON value). train: a model setting, e.g. "
-                          "--set=adversarial=false for the plain-AE ablation; evaluate/export: an "
-                          "inference setting the family declares, e.g. --set=steps=30 or --set=threshold=null.")
-flags.DEFINE_string("split", None, "Split for `evaluate` (default: test for clean accuracy, eval for attacks).")
-flags.DEFINE_integer("n", None, "Images to evaluate (clean: the first n; attacks: n drawn by --seed, default 1000).")
-flags.DEFINE_list("attacks", [], "Attacks for `evaluate`: fgsm,bim,pgd,pgd_restarts,mim,cw,deepfool,deepfool_linf,spsa, "
-                  "autoattack,square,jsma,cw_linf (ART), half_mask,gaussian_noise (corruptions).")
-flags.DEFINE_list("threat", ["gray"], "Threat models: gray,white,black.")
-flags.DEFINE_float("eps", 0.3, "Linf budget of the Linf attacks.")
-flags.DEFINE_string("output_dir", None, "Where `evaluate` writes report.json, report.md and PNG figures.")
-flags.DEFINE_string("params", "{}", 'Per-attack settings as JSON, e.g. \'{"pgd": {"nb_iter": 100}, "cw": {"n": 200}}\'.')
-flags.DEFINE_string("white_box", "{}", 'BPDA/EOT settings of --threat=white as JSON, e.g. \'{"bpda": "surrogate", "eot": 8}\' '
-                    '(bpda "surrogate" also applies to a differentiable purifier that declares a smooth surrogate: '
-                    'PuVAE\'s soft choice of class).')
-flags.DEFINE_string("black_box", "{}", 'Substitute settings as JSON, e.g. \'{"arch": "c", "rounds": 6}\'.')
-flags.DEFINE_integer("sweep", 0, "Number of eps values in --sweep_range for accuracy-vs-eps curves (0: none).")
-flags.DEFINE_integer("sweep_n", 200, "Images for the eps sweep and the detector curves.")
-flags.DEFINE_list("sweep_range", ["0", "0.4"], "Smallest and largest eps of the --sweep (e.g. 0.01,0.3).")
-flags.DEFINE_list("sweep_attacks", ["fgsm", "pgd"], "Gray-box attacks of the --sweep.")
-flags.DEFINE_boolean("sanity", False, "Run the built-in sanity checks.")
-flags.DEFINE_boolean("update_card", False, "Write the measured numbers into the model card (--update-card).")
-flags.DEFINE_list("reports", [], "report.json files for `card`.")
-flags.DEFINE_string("output", "docs/leaderboard.md", "Where `leaderboard` writes its page (and leaderboard.png).")
-flags.DEFINE_integer("steps", None, "Override the latent search steps L.")
-flags.DEFINE_integer("restarts", None, "Override the random restarts R.")
-flags.DEFINE_float("threshold", None, "Override the detector threshold.")
-flags.DEFINE_integer("version", None, "Export version (default: the next free one).")
-flags.DEFINE_list("step_sizes", [], "Candidate search step sizes for `calibrate` (default: calibration.STEP_SIZES).")
-flags.DEFINE_list("tune_attacks", [], "Gray-box attacks whose worst case `calibrate` maximises (default: fgsm,pgd).")
-flags.DEFINE_string("source", None, "Folder with exported weights to calibrate or evaluate, e.g. a training run's "
-                    "export/ (default: saved_models/<name>).")
-
-COMMANDS = ("list", "train", "evaluate", "export", "calibrate", "card", "leaderboard")
 # What `tfdefense evaluate` runs without arguments: the flagship defense, clean
-# and under gray-box FGSM and PGD (eps 0.3) on 1000 test images, seed 0.
+# and under gray-box FGSM and PGD (eps 0.3) on 1000 eval images, seed 0.
 DEFAULT_MODEL = "aegan_mnist"
-DEFAULT_ATTACKS = ("fgsm", "pgd")
+DEFAULT_ATTACKS = "fgsm,pgd"
 
 
-def _usage(msg):
-    raise app.UsageError(f"{msg}\n{__doc__}")
+def _csv(text):
+    return [v for v in text.split(",") if v]
 
 
-def cmd_list(args):
-    import tfdefense
-    from tfdefense import cards, registry
-
-    print(f"{'name':30s} {'family':20s} {'status':16s} measured")
-    for name in tfdefense.list_models():
-        folder = registry.weights_dir(name)
-        status, measured = "not trained", ""
-        if os.path.isfile(os.path.join(folder, cards.CARD)):
-            card = cards.read_card(folder, verify=False)
-            status = "{}/{} epochs".format(*cards.epochs_trained(card.get("training", {})))
-            m = card.get("measured", {})
-            clean = m.get("clean_accuracy_defended") or m.get("clean_accuracy")
-            measured = f"clean accuracy {clean['value']:.4f} ({clean.get('split', '')})" if clean else ""
-        print(f"{name:30s} {registry.get_entry(name)['family']:20s} {status:16s} {measured}")
+def _json(text):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON: {text!r} ({e})") from e
 
 
-def cmd_train(args):
-    if len(args) != 1:
-        _usage("train takes one model name.")
-    from tfdefense import registry, training
-
-    name = args[0]
-    overrides = {k: getattr(FLAGS, k) for k in ("epochs", "batch_size", "learning_rate", "steps_per_epoch", "seed")
-                 if getattr(FLAGS, k) is not None}
-    if FLAGS.init_from is not None:
-        overrides["init_from"] = None if FLAGS.init_from.lower() == "none" else FLAGS.init_from
-    entry = registry.get_entry(name)
-    entry["config"].update(_parse_settings(FLAGS.set, known=entry["config"]))
-    if FLAGS.set and FLAGS.publish:
-        raise ValueError("--publish would replace the registered weights with a variant; "
-                         "train variants (--set) without --publish.")
-    workdir = FLAGS.workdir or os.path.join("runs", name)
-    card = training.train_and_evaluate(entry, workdir, resume=FLAGS.resume, warm_start=FLAGS.warm_start,
-                                       overrides=overrides,
-                                       publish_dir=registry.models_dir() if FLAGS.publish else None)
-    print(json.dumps(card["measured"], indent=2))
-
-
-def _parse_settings(pairs, known=None):
+def parse_settings(pairs, known=None):
+    """``["key=value", ...]`` (JSON values, else strings) -> dict; keys outside ``known`` are refused."""
     settings = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -134,111 +50,240 @@ def _parse_settings(pairs, known=None):
     return settings
 
 
-def _inference_overrides():
-    """--set pairs plus the latent-search shorthands; `tfdefense.load` checks them against the family."""
-    overrides = {k: getattr(FLAGS, k) for k in ("steps", "restarts", "threshold") if getattr(FLAGS, k) is not None}
-    overrides.update(_parse_settings(FLAGS.set))
+def _inference_flags(p):
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an inference setting the family declares (JSON value), e.g. --set=steps=30 "
+                        "--set=threshold=null")
+    p.add_argument("--steps", type=int, help="latent search steps L (shorthand for --set=steps=N)")
+    p.add_argument("--restarts", type=int, help="latent search restarts R")
+    p.add_argument("--threshold", type=float, help="the detector threshold")
+
+
+def _inference_overrides(args):
+    overrides = {k: getattr(args, k) for k in ("steps", "restarts", "threshold") if getattr(args, k) is not None}
+    overrides.update(parse_settings(args.set))
     return overrides
 
 
-def cmd_evaluate(args):
-    if len(args) > 1:
-        _usage("evaluate takes one model name.")
+def cmd_list(args):
     import tfdefense
-    from tfdefense import datasets, evaluation, harness, registry
+    from tfdefense import cards, registry, store
 
-    name = args[0] if args else DEFAULT_MODEL
-    entry = registry.get_entry(name)
-    overrides = _inference_overrides()
-    attacks = tuple(FLAGS.attacks) or (DEFAULT_ATTACKS if not args else ())
-    if not attacks:
-        model = tfdefense.load(name, FLAGS.source, **overrides)
-        split = FLAGS.split or "test"
-        x, y = datasets.load(entry["metadata"]["dataset"], split)
-        if FLAGS.n is not None:
-            x, y = x[:FLAGS.n], y[:FLAGS.n]
-        acc = evaluation.accuracy(model, x, y, desc=f"{name} clean")
-        print(json.dumps({"model": name, "split": split, "n": int(len(x)), "clean_accuracy": round(acc, 4)},
-                         indent=2))
-        return
-    report = harness.run(name, attacks=attacks, threats=tuple(FLAGS.threat), n=FLAGS.n or 1000,
-                         eps=FLAGS.eps, seed=FLAGS.seed or 0, params=json.loads(FLAGS.params),
-                         black_box=json.loads(FLAGS.black_box), white_box=json.loads(FLAGS.white_box),
-                         output_dir=FLAGS.output_dir, sweep=FLAGS.sweep, sweep_n=FLAGS.sweep_n,
-                         sweep_range=[float(v) for v in FLAGS.sweep_range], sweep_attacks=FLAGS.sweep_attacks,
-                         run_sanity=FLAGS.sanity, update_card=FLAGS.update_card, split=FLAGS.split or "eval",
-                         source=FLAGS.source, **overrides)
+    print(f"{'name':30s} {'family':12s} {'weights':14s} {'size':>8s} {'trained':14s} measured")
+    for name in tfdefense.list_models():
+        card = store.card(name)
+        status, size, trained, measured = store.status(name), store.size(card), "-", ""
+        if card:
+            trained = "{}/{} epochs".format(*cards.epochs_trained(card.get("training", {})))
+            m = card.get("measured", {})
+            clean = m.get("clean_accuracy_defended") or m.get("clean_accuracy")
+            measured = f"clean {clean['value']:.3f} ({clean.get('split', '')})" if clean else ""
+        size = f"{size / 2 ** 20:.1f} MB" if size else "-"
+        print(f"{name:30s} {registry.get_entry(name)['family']:12s} {status:14s} {size:>8s} {trained:14s} {measured}")
+
+
+def cmd_download(args):
+    from tfdefense import store
+
+    names = store.published() if args.all else args.names
+    if not names:
+        raise ValueError("download takes entry names or --all.")
+    for folder in store.download(names, to=args.to):
+        print(folder)
+
+
+def cmd_release(args):
+    from tfdefense import store
+
+    index = store.release(args.dir, args.names or None)
+    print(f"{args.dir}: {len(index['entries'])} entries; serve it and set TFDEFENSE_WEIGHTS_URL to its address.")
+
+
+def cmd_train(args):
+    from tfdefense import registry, store, training
+
+    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "steps_per_epoch", "seed")
+                 if getattr(args, k) is not None}
+    if args.init_from is not None:
+        overrides["init_from"] = None if args.init_from.lower() == "none" else args.init_from
+    entry = registry.get_entry(args.name)
+    entry["config"].update(parse_settings(args.set, known=entry["config"]))
+    if args.set and args.publish:
+        raise ValueError("--publish would replace the registered weights with a variant; "
+                         "train variants (--set) without --publish.")
+    publish_dir = None
+    if args.publish:
+        publish_dir = args.publish if args.publish is not True else (
+            os.environ.get("TFDEFENSE_MODELS_DIR") or store.checkout_dir())
+        if not publish_dir:
+            raise ValueError("--publish needs a folder outside a source checkout: --publish=DIR, "
+                             "or set TFDEFENSE_MODELS_DIR (load then finds the entry there).")
+    workdir = args.workdir or os.path.join("runs", args.name)
+    card = training.train_and_evaluate(entry, workdir, resume=args.resume, warm_start=args.warm_start,
+                                       overrides=overrides, publish_dir=publish_dir)
+    print(json.dumps(card["measured"], indent=2))
+
+
+def cmd_evaluate(args):
+    from tfdefense import harness
+
+    attacks = tuple(a for a in args.attacks if a != "none")
+    report = harness.run(args.name, attacks=attacks, threats=tuple(args.threat), n=args.n, eps=args.eps,
+                         seed=args.seed, params=args.params, black_box=args.black_box, white_box=args.white_box,
+                         output_dir=args.output_dir, sweep=args.sweep, sweep_n=args.sweep_n,
+                         sweep_range=[float(v) for v in args.sweep_range], sweep_attacks=args.sweep_attacks,
+                         run_sanity=args.sanity, update_card=args.update_card, split=args.split,
+                         source=args.source, **_inference_overrides(args))
     print(report.to_markdown())
 
 
 def cmd_export(args):
-    if len(args) != 2:
-        _usage("export takes a model name and a folder.")
     import tfdefense
     from tfdefense import export
 
-    path = export.export(tfdefense.load(args[0], **_inference_overrides()), args[1], args[0], version=FLAGS.version)
-    print(path)
+    model = tfdefense.load(args.name, args.source, **_inference_overrides(args))
+    print(export.export(model, args.dir, args.name, version=args.version))
 
 
 def cmd_calibrate(args):
-    if len(args) != 1:
-        _usage("calibrate takes one model name.")
     from tfdefense import calibration
 
     options = {}
-    if FLAGS.n is not None:
-        options["n"] = FLAGS.n
-    if FLAGS.step_sizes:
+    if args.n is not None:
+        options["n"] = args.n
+    if args.step_sizes:
         try:
-            options["step_sizes"] = tuple(float(s) for s in FLAGS.step_sizes)
+            options["step_sizes"] = tuple(float(s) for s in args.step_sizes)
         except ValueError:
-            _usage(f"--step_sizes must be numbers, got {','.join(FLAGS.step_sizes)}.")
-    if FLAGS.tune_attacks:
-        options["attacks_used"] = tuple(FLAGS.tune_attacks)
-    card = calibration.calibrate(args[0], FLAGS.source, **options)
+            raise ValueError(f"--step_sizes must be numbers, got {','.join(args.step_sizes)}.") from None
+    if args.tune_attacks:
+        options["attacks_used"] = tuple(args.tune_attacks)
+    card = calibration.calibrate(args.name, args.source, **options)
     print(json.dumps({"inference": card["inference"], "calibration": card["calibration"]}, indent=2))
 
 
 def cmd_card(args):
-    if len(args) != 1 or not FLAGS.reports:
-        _usage("card takes one model name and --reports.")
     from tfdefense import evaluation, harness
 
-    for path in FLAGS.reports:
-        card = harness.write_to_card(args[0], evaluation.Report.read(path))
+    for path in args.reports:
+        card = harness.write_to_card(args.name, evaluation.Report.read(path), args.source)
     print(json.dumps(card["measured"], indent=2))
 
 
 def cmd_leaderboard(args):
-    if args:
-        _usage("leaderboard takes no model name.")
     from tfdefense import leaderboard
 
-    table = leaderboard.write(FLAGS.output)
-    print(f"{FLAGS.output}: {len(table)} models")
+    table = leaderboard.write(args.output)
+    print(f"{args.output}: {len(table)} models")
 
 
-def main(argv):
+def parser():
+    top = argparse.ArgumentParser(prog="tfdefense", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name, fn, help_):
+        p = sub.add_parser(name, help=help_, description=help_, allow_abbrev=False)
+        p.set_defaults(fn=fn)
+        return p
+
+    command("list", cmd_list, "every entry: whether its weights are here, cached or downloadable, size, clean accuracy")
+
+    p = command("download", cmd_download, "fetch entries' weights into the cache, or into --to DIR with their cards")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--all", action="store_true", help="every published entry")
+    p.add_argument("--to", help="write DIR/<name>/ (weights and card): a folder for TFDEFENSE_MODELS_DIR")
+
+    p = command("release", cmd_release, "write a mirror (weights, cards, index.json) for a static file server")
+    p.add_argument("dir")
+    p.add_argument("names", nargs="*", metavar="NAME", help="entries to include (default: every published one)")
+
+    p = command("train", cmd_train, "train a registered entry, checkpointing every epoch")
+    p.add_argument("name")
+    p.add_argument("--workdir", help="training folder (default: ./runs/NAME)")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --workdir")
+    p.add_argument("--warm_start", action="store_true",
+                   help="with no checkpoint in --workdir, continue the schedule from the published weights")
+    p.add_argument("--init_from", help="start from another published entry's weights; 'none' starts from scratch")
+    p.add_argument("--publish", nargs="?", const=True, default=None, metavar="DIR",
+                   help="copy the trained weights and card to DIR/NAME/ (default: $TFDEFENSE_MODELS_DIR, or the "
+                        "checkout's saved_models/)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch_size", type=int)
+    p.add_argument("--learning_rate", type=float)
+    p.add_argument("--steps_per_epoch", type=int, help="limit steps per epoch (smoke runs)")
+    p.add_argument("--seed", type=int, help="override the training seed")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model setting (JSON value), e.g. --set=adversarial=false")
+
+    p = command("evaluate", cmd_evaluate, "clean accuracy and robustness under attacks, as a report")
+    p.add_argument("name", nargs="?", default=DEFAULT_MODEL, help=f"entry (default: {DEFAULT_MODEL})")
+    p.add_argument("--attacks", type=_csv, default=_csv(DEFAULT_ATTACKS),
+                   help="fgsm,bim,pgd,pgd_restarts,mim,cw,deepfool,deepfool_linf,spsa, autoattack,square,jsma,"
+                        "cw_linf (ART), half_mask,gaussian_noise; 'none' for clean accuracy only "
+                        f"(default: {DEFAULT_ATTACKS})")
+    p.add_argument("--threat", type=_csv, default=["gray"], help="gray,white,black (default: gray)")
+    p.add_argument("--n", type=int, default=1000, help="images drawn from --split by --seed (default: 1000)")
+    p.add_argument("--split", default="eval", help="eval (default), test, dev, validation")
+    p.add_argument("--eps", type=float, default=0.3, help="Linf budget (default: 0.3)")
+    p.add_argument("--seed", type=int, default=0, help="image sampling and attacks (default: 0)")
+    p.add_argument("--output_dir", help="write report.json, report.md and PNG figures here")
+    p.add_argument("--params", type=_json, default={}, help='per-attack JSON, e.g. \'{"pgd": {"nb_iter": 100}}\'')
+    p.add_argument("--white_box", type=_json, default={}, help='BPDA/EOT JSON, e.g. \'{"bpda": "surrogate", "eot": 8}\'')
+    p.add_argument("--black_box", type=_json, default={}, help='substitute JSON, e.g. \'{"arch": "c", "rounds": 6}\'')
+    p.add_argument("--sweep", type=int, default=0, help="eps values for an accuracy-vs-eps curve (0: none)")
+    p.add_argument("--sweep_n", type=int, default=200, help="images for the sweep and the detector curves")
+    p.add_argument("--sweep_range", type=_csv, default=["0", "0.4"], help="smallest,largest eps of --sweep")
+    p.add_argument("--sweep_attacks", type=_csv, default=["fgsm", "pgd"], help="gray-box attacks of --sweep")
+    p.add_argument("--sanity", action="store_true", help="run the built-in sanity checks")
+    p.add_argument("--update-card", "--update_card", dest="update_card", action="store_true",
+                   help="write the measured numbers into the card of the local store (or --source)")
+    p.add_argument("--source", help="evaluate the weights and card in this folder (e.g. a run's export/)")
+    _inference_flags(p)
+
+    p = command("export", cmd_export, "a TF Serving SavedModel: DIR/NAME/VERSION/")
+    p.add_argument("name")
+    p.add_argument("dir")
+    p.add_argument("--version", type=int, help="default: the next free one")
+    p.add_argument("--source", help="export the weights in this folder")
+    _inference_flags(p)
+
+    p = command("calibrate", cmd_calibrate, "choose inference settings and detector thresholds on validation data")
+    p.add_argument("name")
+    p.add_argument("--source", help="a folder with the weights and the card to update")
+    p.add_argument("--n", type=int, help="validation images")
+    p.add_argument("--step_sizes", type=_csv, default=[], help="candidate search step sizes")
+    p.add_argument("--tune_attacks", type=_csv, default=[], help="gray-box attacks whose worst case is maximised")
+
+    p = command("card", cmd_card, "merge report.json files into an entry's card")
+    p.add_argument("name")
+    p.add_argument("--reports", type=_csv, required=True)
+    p.add_argument("--source", help="the folder whose card to update")
+
+    p = command("leaderboard", cmd_leaderboard, "every defense's card side by side (markdown + PNG)")
+    p.add_argument("--output", default="docs/leaderboard.md", help="default: docs/leaderboard.md (in the "
+                   "current folder)")
+    return top
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # retracing notices are not for end users
-    args = argv[1:]
-    if not args or args[0] not in COMMANDS:
-        _usage(f"Choose a command: {', '.join(COMMANDS)}.")
-    from tfdefense.registry import UnknownModelError, WeightsError
     from tfdefense.datasets import DatasetError
+    from tfdefense.registry import UnknownModelError, WeightsError
 
     try:
-        globals()[f"cmd_{args[0]}"](args[1:])
+        args.fn(args)
     except (UnknownModelError, WeightsError, DatasetError, FileExistsError, ValueError, TypeError) as e:
-        print(f"tfdefense {args[0]}: error: {e}", file=sys.stderr)
+        print(f"tfdefense {args.command}: error: {e}", file=sys.stderr)
         return 1
     return 0
 
 
 def run():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # The issue tracker and README spell it --update-card; absl flags use underscores.
-    sys.argv = [a.replace("--update-card", "--update_card") for a in sys.argv]
-    app.run(main)
+    # TensorFlow's C++ start-up lines (cuInit on a machine without a GPU, oneDNN notices) are not for
+    # users; TF_CPP_MIN_LOG_LEVEL set by the user wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.exit(main())

@@ -27,15 +27,26 @@ def test_train_smoke_and_evaluate(tiny_data_dir, tmp_path):
     # A snapshot published early says how far it got of the registered schedule.
     listing = _run("list", env=env).stdout
     assert any(line.startswith("classifier_c_mnist") and " 1/10 epochs" in line for line in listing.splitlines())
-    ev = _run("evaluate", "classifier_c_mnist", "--n=50", env=env)
+    ev = _run("evaluate", "classifier_c_mnist", "--attacks=none", "--n=50", f"--output_dir={tmp_path}/a", env=env)
     assert ev.returncode == 0, ev.stderr
-    assert '"n": 50' in ev.stdout and "clean_accuracy" in ev.stdout
+    assert "n=50" in ev.stdout and "Clean: undefended" in ev.stdout
     # The run's own export/ evaluates the same without publishing; a wrong folder is named in the error.
-    run = _run("evaluate", "classifier_c_mnist", "--n=50", f"--source={workdir}/export", env=env)
+    run = _run("evaluate", "classifier_c_mnist", "--attacks=none", "--n=50", f"--source={workdir}/export",
+               f"--output_dir={tmp_path}/b", env=env)
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout)["clean_accuracy"] == json.loads(ev.stdout)["clean_accuracy"]
-    missing = _run("evaluate", "classifier_c_mnist", "--n=50", f"--source={tmp_path}/nowhere", env=env)
+    clean = [json.load(open(tmp_path / d / "report.json"))["clean"] for d in "ab"]
+    assert clean[0] == clean[1]
+    missing = _run("evaluate", "classifier_c_mnist", "--attacks=none", "--n=50", f"--source={tmp_path}/nowhere", env=env)
     assert missing.returncode == 1 and "nowhere" in missing.stderr
+
+
+def test_each_command_has_its_own_help_and_flags():
+    top = _run("--help")
+    assert top.returncode == 0 and all(c in top.stdout for c in ("evaluate", "download", "release", "train"))
+    ev = _run("evaluate", "--help")
+    assert ev.returncode == 0 and "--attacks" in ev.stdout and "--warm_start" not in ev.stdout
+    wrong = _run("list", "--attacks=fgsm")  # a flag that means nothing to a command is an error
+    assert wrong.returncode == 2 and "unrecognized arguments: --attacks=fgsm" in wrong.stderr
 
 
 def test_set_with_publish_is_refused(tmp_path):

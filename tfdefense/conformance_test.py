@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 import tfdefense
-from tfdefense import cards, export, registry, testing, threats, training
+from tfdefense import cards, export, registry, store, testing, threats, training
 from tfdefense.defended import OUTPUTS
 
 # saved_model_cli in a fresh interpreter where tfdefense cannot be imported: what TF Serving has.
@@ -38,9 +38,6 @@ def _trained_tiny(family, tmp_path, monkeypatch):
     name = testing.register_tiny_entry(family)
     models = tmp_path / "models"
     models.mkdir()
-    real = registry.models_dir()
-    for entry in os.listdir(real):  # the pretrained classifiers the tiny defenses protect
-        os.symlink(os.path.join(real, entry), models / entry)
     monkeypatch.setenv(cards.MODELS_ENV, str(models))
     training.train_and_evaluate(name, str(tmp_path / "run"), publish_dir=str(models), verbose=0,
                                 overrides={"epochs": 1, "steps_per_epoch": 1, "batch_size": 8,
@@ -54,7 +51,7 @@ def test_family_fills_in_the_contract(family, tiny_data_dir, tmp_path, monkeypat
     name = _trained_tiny(family, tmp_path, monkeypatch)
     model = tfdefense.load(name)
     assert isinstance(model, tfdefense.DefendedClassifier) and model.name == name
-    assert cards.read_card(registry.weights_dir(name))["files"]
+    assert store.find(name)[0] == cards.MODELS_ENV and store.card(name)["files"]
     # Tiny thresholds so every detector is exercised.
     registry.apply_thresholds(model, {d: 1e-3 for d in model.thresholds})
 
@@ -125,7 +122,7 @@ def _check_warm_start(name, tmp_path):
     fresh = family.build_for_training(entry, training.train_config(entry, settings))
     keras.utils.set_random_seed(0)
     warm = family.build_for_training(entry, training.train_config(entry, settings))
-    family.warm_start(warm, entry, registry.weights_dir(name))
+    family.warm_start(warm, entry, store.resolve(name)[0])
     assert any(not np.array_equal(a, b) for a, b in zip(fresh.get_weights(), warm.get_weights())), \
         f"{family.name}: warm_start loaded nothing"
     card = training.train_and_evaluate(name, str(tmp_path / "warm"), warm_start=True, verbose=0, overrides=settings)

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from tfdefense import cards, datasets, evaluation, plots, registry, sanity
+from tfdefense import cards, datasets, evaluation, plots, registry, sanity, store
 
 
 def sample(dataset, n, seed, split="eval"):
@@ -48,6 +48,8 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     """
     entry = registry.get_entry(name)
     dataset = entry["metadata"]["dataset"]
+    if update_card:
+        store.card_folder(name, source)  # a read-only card fails now, not after the attacks
     model = registry.load(name, source, **overrides)
     weights = measured_on(model.card)
     x, y = sample(dataset, n, seed, split)
@@ -133,4 +135,4 @@ def _writer(output_dir, overrides, weights):
 
 def write_to_card(name, report, folder=None):
     """Stores a report's measured robustness in the card of ``name`` (or the card in ``folder``)."""
-    return cards.write_report(folder or registry.weights_dir(name), report)
+    return cards.write_report(store.card_folder(name, folder), report)

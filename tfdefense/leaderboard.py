@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tfdefense import cards, registry  # noqa: E402
+from tfdefense import cards, registry, store  # noqa: E402
 
 STANDARD = {"n": 1000, "seed": 0, "split": "eval"}
 REPORTED_KEYS = cards.REPORTED_KEYS
@@ -66,11 +66,8 @@ def rows():
     """One dict per entry whose card holds measured robustness."""
     out = []
     for name in registry.list_models():
-        folder = registry.weights_dir(name)
-        if not os.path.isfile(os.path.join(folder, cards.CARD)):
-            continue
-        card = cards.read_card(folder, verify=False)
-        robustness = card.get("measured", {}).get("robustness")
+        card = store.card(name)
+        robustness = (card or {}).get("measured", {}).get("robustness")
         if not robustness:
             continue
         clean = card["measured"].get("clean_accuracy_defended") or card["measured"].get("clean_accuracy")
@@ -159,8 +156,7 @@ def write(path="docs/leaderboard.md"):
 def untraced_numbers(name):
     """Card robustness figures of ``name`` that no report.json under its ``reports/`` holds
     with the same threat, attack, n and accuracy: a card number must come from a report."""
-    folder = registry.weights_dir(name)
-    card = cards.read_card(folder, verify=False)
+    _, folder, card = store.find(name)
     reports = []
     for dirpath, _, files in os.walk(os.path.join(folder, "reports")):
         if "report.json" in files:

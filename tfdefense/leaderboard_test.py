@@ -1,12 +1,10 @@
-import os
-
-from tfdefense import cards, leaderboard, registry
+from tfdefense import leaderboard, registry, store
 
 
 def test_every_card_number_traces_to_a_report():
     """A card's robustness figure must be one a report.json under the entry's reports/ holds."""
     for name in registry.list_models():
-        if os.path.isfile(os.path.join(registry.weights_dir(name), cards.CARD)):
+        if store.card(name):
             assert leaderboard.untraced_numbers(name) == [], name
 
 

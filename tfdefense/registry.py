@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import warnings
 from typing import Any, Callable, Optional
 
-from tfdefense.cards import CARD, MODELS_ENV, WeightsError, read_card
+from tfdefense import store
+from tfdefense.cards import WeightsError  # noqa: F401  (raised by load)
 from tfdefense.defended import inference_settings
 
 # Settings every defense with detectors takes, whatever its family: the
@@ -126,20 +126,12 @@ def get_family(name):
     return _FAMILIES[name]
 
 
-def models_dir():
-    """Folder holding ``<name>/`` pretrained entries (``TFDEFENSE_MODELS_DIR`` overrides)."""
-    env = os.environ.get(MODELS_ENV)
-    if env:
-        return env
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
-
-
-def weights_dir(name):
-    return os.path.join(models_dir(), get_entry(name)["path"])
-
-
 def load(name, folder=None, **overrides):
     """Loads a pretrained model by name, verifying its weights' sha256.
+
+    The weights come from the first of: ``folder``, ``TFDEFENSE_MODELS_DIR``, the source
+    checkout's ``saved_models/``, the user cache (``TFDEFENSE_HOME``), a download from
+    ``TFDEFENSE_WEIGHTS_URL`` checked against the packaged card (see `tfdefense.store`).
 
     Args:
         name: a name from `list_models()`.
@@ -160,8 +152,7 @@ def load(name, folder=None, **overrides):
         TypeError: a setting the family does not declare.
     """
     entry = get_entry(name)
-    folder = folder or weights_dir(name)
-    card = read_card(folder, verify=True)
+    folder, card = store.resolve(entry["path"], folder)
     family = get_family(entry["family"])
     detector_overrides = {k: overrides.pop(k) for k in DETECTOR_SETTINGS if k in overrides}
     settings = inference_settings(family.inference, entry, card, overrides)

@@ -1,12 +1,11 @@
 import json
 import os
-import shutil
 import warnings
 
 import pytest
 
 import tfdefense
-from tfdefense import cards, registry
+from tfdefense import cards, registry, store
 
 
 def test_list_models_has_the_zoo():
@@ -49,11 +48,13 @@ def test_load_verifies_sha256(tmp_path, monkeypatch):
         tfdefense.load("classifier_c_mnist")
 
 
-def test_missing_weights_say_how_to_train(tmp_path, monkeypatch):
-    folder = _fake_models_dir(tmp_path, monkeypatch)
-    shutil.rmtree(folder)
-    with pytest.raises(tfdefense.WeightsError, match="tfdefense train classifier_c_mnist"):
-        tfdefense.load("classifier_c_mnist")
+def test_missing_weights_say_how_to_get_them(tmp_path, monkeypatch):
+    with pytest.raises(tfdefense.WeightsError, match=r"nowhere.*tfdefense train NAME --publish=DIR"):
+        tfdefense.load("classifier_c_mnist", folder=str(tmp_path / "nowhere"))
+    # An entry the package never published, in no store: how to train and where to put it.
+    monkeypatch.setenv("TFDEFENSE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(tfdefense.WeightsError, match="tfdefense train advtrain_a_fmnist_fast --publish=DIR"):
+        tfdefense.load("advtrain_a_fmnist_fast")
 
 
 def test_classifier_takes_no_overrides(tmp_path, monkeypatch):
@@ -81,10 +82,21 @@ def test_load_warns_when_a_search_setting_leaves_its_calibration():
         tfdefense.load("defensegan_mnist", steps=200, threshold=None)  # the published search; detectors are no setting
 
 
-def test_shipped_cards_match_their_files():
-    root = registry.models_dir()
-    for name in os.listdir(root) if os.path.isdir(root) else []:
-        if os.path.isfile(os.path.join(root, name, cards.CARD)):
-            card = cards.read_card(os.path.join(root, name), verify=True)
-            assert card["name"] == name and card["files"]
-            assert card["measured"], f"{name} card has no measured numbers"
+def test_packaged_cards_describe_the_published_weights():
+    """Every card the package ships names its entry, lists its files with sizes and holds measured
+    numbers; the weights the resolver finds (here: the checkout's saved_models/) match it, and the
+    checkout's own card is the packaged one, byte for byte."""
+    names = store.published()
+    assert len(names) >= 20 and set(names) <= set(tfdefense.list_models())
+    for name in names:
+        card = store.packaged_card(name)
+        assert card["name"] == name and card["files"] and set(card["file_sizes"]) == set(card["files"])
+        assert card["measured"], f"{name} card has no measured numbers"
+        folder, resolved = store.resolve(name, download=False)  # verifies every sha256
+        assert resolved == card
+        for fname, size in card["file_sizes"].items():
+            assert os.path.getsize(os.path.join(folder, fname)) == size
+        if store.checkout_dir():
+            with open(os.path.join(store.checkout_dir(), name, cards.CARD)) as a, \
+                    open(os.path.join(store.PACKAGED, f"{name}.json")) as b:
+                assert a.read() == b.read(), f"{name}: the packaged card differs from saved_models/{name}/"

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from tfdefense import cards, datasets, registry
+from tfdefense import datasets, registry
 
 
 def write_idx(path, array, compress=True):
@@ -88,17 +88,6 @@ def run_serialization_test(model, tmp_path, x):
     np.testing.assert_allclose(np.asarray(model(x, training=False)),
                                np.asarray(restored(x, training=False)), atol=1e-5)
     return restored
-
-
-def load_pretrained_or_skip(name, **settings):
-    """``tfdefense.load(name, **settings)``, or skips the test when this checkout has no weights for it."""
-    import pytest
-
-    import tfdefense
-
-    if not os.path.isfile(os.path.join(registry.weights_dir(name), cards.CARD)):
-        pytest.skip(f"{name} has no pretrained weights in this checkout yet")
-    return tfdefense.load(name, **settings)
 
 
 def register_tiny_entry(family):

@@ -29,7 +29,7 @@ import time
 import keras
 import numpy as np
 
-from tfdefense import cards, datasets, registry
+from tfdefense import cards, datasets, registry, store
 from tfdefense.cards import read_json, write_json
 
 CHECKPOINT = "checkpoint.weights.h5"
@@ -141,8 +141,7 @@ def train_and_evaluate(name_or_entry, workdir, *, resume=False, warm_start=False
     if warm_start and not state:
         if family.warm_start is None:
             raise ValueError(f"the {entry['family']!r} family cannot warm-start from published weights.")
-        source = registry.weights_dir(entry["name"])
-        card = cards.read_card(source, verify=True)  # fails closed on a missing or altered file
+        source, card = store.resolve(entry["name"])  # fails closed on a missing or altered file
         state = {"epoch": card["training"]["epochs_completed"], "wall_time_s": card["training"]["wall_time_s"],
                  "warm_start": {"from": source, "epochs_completed": card["training"]["epochs_completed"],
                                 "files": card["files"], "fresh": "optimizer state and anything not published"}}
@@ -173,8 +172,7 @@ def _init_source(entry, family, source_name):
     if source["family"] != entry["family"] or source["metadata"]["dataset"] != entry["metadata"]["dataset"]:
         raise ValueError(f"init_from={source_name!r} is a {source['family']} entry on "
                          f"{source['metadata']['dataset']}; {entry['name']} needs the same family and dataset.")
-    folder = registry.weights_dir(source_name)
-    card = cards.read_card(folder, verify=True)  # fails closed on a missing or altered file
+    folder, card = store.resolve(source_name)  # fails closed on a missing or altered file
     if card["architecture"].get("arch") != entry["config"].get("arch"):
         raise ValueError(f"init_from={source_name!r} has network {card['architecture'].get('arch')!r}, "
                          f"{entry['name']} needs {entry['config'].get('arch')!r}.")

@@ -116,7 +116,7 @@ def test_resume_is_bit_for_bit(family, tiny_data_dir, tmp_path):
 
 def test_init_from_starts_from_another_entrys_weights(tiny_data_dir, tmp_path, monkeypatch):
     zoo = str(tmp_path / "zoo")
-    monkeypatch.setenv(registry.MODELS_ENV, zoo)
+    monkeypatch.setenv(cards.MODELS_ENV, zoo)
     source = testing.register_tiny_entry("advtrain")
     training.train_and_evaluate(source, str(tmp_path / "source"), publish_dir=zoo,
                                 overrides={"epochs": 1, "steps_per_epoch": 2}, verbose=0)
