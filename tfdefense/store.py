@@ -49,6 +49,7 @@ DEFAULT_URL = "https://storage.googleapis.com/tfdefense/weights/v1"
 PACKAGED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_cards")
 INDEX = "index.json"
 RETRIES = 3
+BACKOFF_S = 1.0  # wait before retry k: BACKOFF_S * 2**k seconds
 TIMEOUT_S = 60
 
 
@@ -220,7 +221,7 @@ def download_file(origin, path, digest, *, entry, size=None):
                 break
             except (urllib.error.URLError, OSError, ConnectionError) as e:
                 error = str(getattr(e, "reason", e))
-                time.sleep(min(2 ** attempt, 5))
+                time.sleep(BACKOFF_S * 2 ** attempt)
                 continue
             if found != digest:
                 with contextlib.suppress(FileNotFoundError):
