@@ -174,6 +174,8 @@ def cmd_leaderboard(args):
     from tfdefense import leaderboard
 
     table = leaderboard.write(args.output)
+    if args.readme:
+        leaderboard.write_readme_table(args.readme, table)
     print(f"{args.output}: {len(table)} models")
 
 
@@ -263,6 +265,7 @@ def parser():
     p = command("leaderboard", cmd_leaderboard, "every defense's card side by side (markdown + PNG)")
     p.add_argument("--output", default="docs/leaderboard.md", help="default: docs/leaderboard.md (in the "
                    "current folder)")
+    p.add_argument("--readme", help="also rewrite the zoo table between the markers in this README")
     return top
 
 

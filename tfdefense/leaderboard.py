@@ -113,31 +113,96 @@ def to_markdown(table):
     return "\n".join(lines) + "\n"
 
 
+DATASETS = (("mnist", "MNIST"), ("fashion_mnist", "Fashion-MNIST"))
+BARS = (("clean", "clean", "#9ecae1"), ("gray FGSM", ("gray_box", "fgsm"), "#4292c6"),
+        ("strongest white-box", "white", "#d94801"))
+
+
+def _value(row, key):
+    """``(measured, paper)`` of one bar of a row (NaN / None where it has none)."""
+    if key == "clean":
+        return (row["clean"]["value"] if row["clean"] else np.nan), None
+    if key == "white":
+        result = row["strongest_white"][1] if row["strongest_white"] else None
+        return (result["accuracy_defended"] if result else np.nan), row["reported"].get("white")
+    result = row["results"][key]
+    return (result["accuracy_defended"] if result else np.nan), row["reported"][key]
+
+
+def _white(row):
+    return row["strongest_white"][1]["accuracy_defended"] if row["strongest_white"] else -1.0
+
+
 def figure(path, table):
-    """Grouped bars: clean, gray FGSM, gray PGD, black FGSM, strongest white-box per model."""
-    labels = ["clean", "gray FGSM", "gray PGD", "black FGSM", "white (strongest)"]
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(table)), 3.8))
-    width = 0.8 / len(labels)
-    for i, label in enumerate(labels):
-        values = []
-        for row in table:
-            if i == 0:
-                values.append(row["clean"]["value"] if row["clean"] else np.nan)
-            elif i == 4:
-                values.append(row["strongest_white"][1]["accuracy_defended"] if row["strongest_white"] else np.nan)
-            else:
-                result = row["results"][COLUMNS[i - 1]]
-                values.append(result["accuracy_defended"] if result else np.nan)
-        ax.bar(np.arange(len(table)) + i * width, values, width, label=label)
-    ax.set_xticks(np.arange(len(table)) + 0.4 - width / 2)
-    ax.set_xticklabels([row["name"] for row in table], rotation=20, fontsize=8)
-    ax.set_ylabel("accuracy (eps 0.3)")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, ncol=3)
-    fig.tight_layout()
+    """One panel per dataset: each entry's clean, gray FGSM and strongest white-box accuracy as
+    horizontal bars, entries sorted by the white-box figure (most robust on top), the paper's
+    figure as a black tick, the legend below the panels."""
+    panels = [(label, sorted((r for r in table if r["dataset"] == name), key=_white))
+              for name, label in DATASETS if any(r["dataset"] == name for r in table)]
+    height = max(len(rows_) for _, rows_ in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 0.55 * height + 1.6), squeeze=False)
+    width = 0.8 / len(BARS)
+    for ax, (label, rows_) in zip(axes[0], panels):
+        ys = np.arange(len(rows_))
+        for i, (bar_label, key, colour) in enumerate(BARS):
+            offset = (1 - i) * width  # clean on top of each group
+            values = [_value(r, key) for r in rows_]
+            ax.barh(ys + offset, [v for v, _ in values], width, color=colour, label=bar_label)
+            if key == "white":  # a 0.000 bar is invisible: say the number
+                for y, (v, _) in zip(ys, values):
+                    ax.text((0 if np.isnan(v) else v) + 0.01, y + offset, "not run" if np.isnan(v) else f"{v:.3f}",
+                            va="center", fontsize=6)
+            papers = [(y + offset, p) for y, (_, p) in zip(ys, values) if p is not None]
+            if papers:
+                ax.scatter([p for _, p in papers], [y for y, _ in papers], marker="|", s=120, color="black",
+                           zorder=3, label="paper's figure" if i == 1 else None)
+        ax.set_yticks(ys)
+        ax.set_yticklabels([r["name"] for r in rows_], fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("accuracy (Linf eps 0.3)")
+        ax.set_title(label)
+        ax.grid(axis="x", alpha=0.3)
+    handles, labels = {}, {}
+    for ax in axes[0]:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(l, h)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def zoo_table(table):
+    """README's zoo table: one row per entry with its clean, gray-box FGSM and strongest white-box
+    figure (the paper's in brackets), linked to its card."""
+    lines = ["| entry | dataset | clean | gray-box FGSM | strongest white-box |", "|---|---|---|---|---|"]
+    for row in table:
+        clean = f"{row['clean']['value']:.3f}" if row["clean"] else "-"
+        white = "-"
+        if row["strongest_white"]:
+            attack, result = row["strongest_white"]
+            white = f"{_cell(result, row['reported'].get('white'))} {attack}"
+        gray = _cell(row["results"][("gray_box", "fgsm")], row["reported"][("gray_box", "fgsm")])
+        lines.append(f"| [`{row['name']}`](saved_models/{row['name']}/README.md) | {row['dataset']} | {clean} "
+                     f"| {gray} | {white} |")
+    return "\n".join(lines) + "\n"
+
+
+README_BEGIN = "<!-- zoo table: written by `tfdefense leaderboard --readme=README.md` from the cards -->"
+README_END = "<!-- end of zoo table -->"
+
+
+def write_readme_table(path, table):
+    """Replaces the zoo table between README's markers with `zoo_table` of ``table``."""
+    with open(path) as f:
+        text = f.read()
+    if README_BEGIN not in text or README_END not in text:
+        raise ValueError(f"{path} has no zoo-table markers ({README_BEGIN} ... {README_END}).")
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    cards.write_text(path, f"{head}{README_BEGIN}\n{zoo_table(table)}{README_END}{tail}")
 
 
 def write(path="docs/leaderboard.md"):
