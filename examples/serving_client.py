@@ -52,6 +52,7 @@ def main():
     parser.add_argument("--model", default="aegan_mnist")
     parser.add_argument("--n", type=int, default=2)
     parser.add_argument("--server", default=None, help="host:port of TF Serving's gRPC endpoint")
+    parser.add_argument("--body", default="body.json", help="where to write the REST body")
     args = parser.parse_args()
 
     from tfdefense import datasets
@@ -61,11 +62,18 @@ def main():
     request = build_predict_request(x[:args.n], args.model)
     print(f"PredictRequest for {args.model}: inputs['images'] shape "
           f"{[d.size for d in request.inputs['images'].tensor_shape.dim]}, {request.ByteSize()} bytes")
-    body = rest_body(x[:1])
-    print("REST: curl -d @body.json http://localhost:8501/v1/models/%s:predict   (body for one image: %d bytes)"
-          % (args.model, len(json.dumps(body))))
+    with open(args.body, "w") as f:
+        json.dump(rest_body(x[:1]), f)
+    print(f"REST: curl -d @{args.body} http://localhost:8501/v1/models/{args.model}:predict   "
+          f"(wrote the body for one image to {args.body})")
     if args.server:
-        outputs = send(request, args.server)
+        import grpc
+
+        try:
+            outputs = send(request, args.server)
+        except grpc.RpcError as e:
+            raise SystemExit(f"No TF Serving answered at {args.server} ({e.code().name}): start it with the "
+                             "docker command at the top of this file, or leave out --server.") from None
         print({k: v.tolist() for k, v in outputs.items() if k in ("label", "is_adversarial")})
 
 

@@ -23,3 +23,21 @@ def test_serving_client_builds_predict_request():
     assert [d.size for d in request.inputs["images"].tensor_shape.dim] == [2, 28, 28, 1]
     body = client.rest_body(images[:1])
     assert np.asarray(body["instances"]).shape == (1, 28, 28, 1)
+
+
+def test_serving_client_writes_the_body_and_says_when_no_server_answers(real_data_dir, tmp_path, monkeypatch):
+    import socket
+    import sys
+
+    import pytest
+
+    client = _load("serving_client")
+    with socket.socket() as s:  # a free port on loopback, nothing listening there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    body = tmp_path / "body.json"
+    monkeypatch.setattr(sys, "argv", ["serving_client.py", "--n=1", f"--body={body}", f"--server=127.0.0.1:{port}"])
+    with pytest.raises(SystemExit, match="No TF Serving answered at 127.0.0.1"):
+        client.main()
+    import json
+    assert np.asarray(json.load(open(body))["instances"]).shape == (1, 28, 28, 1)

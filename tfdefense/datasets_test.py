@@ -85,3 +85,18 @@ def test_real_files(real_data_dir, name):
     if name == "mnist":  # official test label counts
         assert np.bincount(y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert len(datasets.load(name, "train")[0]) == 57143
+
+
+@pytest.mark.slow  # offline, tfds retries the download for about 3.5 minutes before it gives up
+def test_tfds_prepare_step_runs_up_to_the_network(tmp_path, monkeypatch):
+    """tfds' download-and-prepare imports everything it needs (it once failed on a missing
+    importlib_resources before any network access); offline it stops at the download."""
+    monkeypatch.delenv(datasets.ENV_VAR, raising=False)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    try:
+        x, _ = datasets.load("mnist", "test")
+    except datasets.DatasetError as e:
+        assert "No module named" not in str(e) and "ModuleNotFoundError" not in str(e), str(e)
+        assert datasets.ENV_VAR in str(e)  # says what to set offline
+    else:
+        assert x.shape == (10000, 28, 28, 1)  # online: tfds downloaded the real files
