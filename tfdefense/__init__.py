@@ -19,7 +19,7 @@ except ImportError as e:  # pragma: no cover
                       "(GPU: 'tensorflow[and-cuda]==2.21.0').") from e
 
 from tfdefense.version import __version__  # noqa: E402
-from tfdefense import advtrain, aegan, apegan, classifiers, defensegan, fmdefense, magnet, puvae  # noqa: E402,F401  (register their families and entries)
+from tfdefense import advtrain, aegan, apegan, classifiers, defensegan, diffpure, fmdefense, magnet, puvae  # noqa: E402,F401  (register their families and entries)
 from tfdefense.cards import WeightsError  # noqa: E402
 from tfdefense.defended import DefendedClassifier  # noqa: E402
 from tfdefense.registry import UnknownModelError, list_models, load  # noqa: E402
