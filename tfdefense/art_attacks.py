@@ -31,9 +31,6 @@ import numpy as np
 import tensorflow as tf
 
 from tfdefense import threats
-from tfdefense.defended import IMAGE_SHAPE
-
-NUM_CLASSES = 10
 
 
 def _art():
@@ -49,29 +46,32 @@ def _art():
     return evasion, TensorFlowV2Classifier
 
 
-def estimator(logits_fn, clip_values=(0.0, 1.0)):
-    """An ART classifier over ``logits_fn`` (float32 [N, 28, 28, 1] -> logits), gradients included."""
+def estimator(logits_fn, input_shape, nb_classes=None, clip_values=(0.0, 1.0)):
+    """An ART classifier over ``logits_fn`` (float32 [N, *input_shape] -> logits), gradients included.
+    ``nb_classes`` defaults to the width of ``logits_fn``'s output on one blank image."""
     _, TensorFlowV2Classifier = _art()
+    input_shape = tuple(int(d) for d in input_shape)
+    if nb_classes is None:
+        nb_classes = int(logits_fn(tf.zeros([1, *input_shape])).shape[-1])
     return TensorFlowV2Classifier(
-        model=lambda x, training=False: logits_fn(tf.cast(x, tf.float32)), nb_classes=NUM_CLASSES,
-        input_shape=IMAGE_SHAPE, loss_object=tf.keras.losses.CategoricalCrossentropy(from_logits=True),
+        model=lambda x, training=False: logits_fn(tf.cast(x, tf.float32)), nb_classes=nb_classes,
+        input_shape=input_shape, loss_object=tf.keras.losses.CategoricalCrossentropy(from_logits=True),
         clip_values=clip_values)
 
 
 def as_estimator(model, threat="white", **white_box):
     """A zoo model under ``threat`` ("gray": its bare classifier; "white": `threats.white_box_fn`)."""
-    if threat == "gray":
-        return estimator(threats.gray_box_fn(model))
-    if threat == "white":
-        return estimator(threats.white_box_fn(model, **white_box))
-    raise ValueError(f"threat must be 'gray' or 'white', got {threat!r}.")
+    if threat not in ("gray", "white"):
+        raise ValueError(f"threat must be 'gray' or 'white', got {threat!r}.")
+    fn = threats.gray_box_fn(model) if threat == "gray" else threats.white_box_fn(model, **white_box)
+    return estimator(fn, model.image_shape, model.num_classes)
 
 
 def _run(attack, x, y):
     x = np.asarray(x, np.float32)
     if x.ndim != 4:
         raise ValueError(f"x must be a batch [N, H, W, C], got shape {x.shape}.")
-    labels = None if y is None else np.eye(NUM_CLASSES, dtype=np.float32)[np.asarray(y)]
+    labels = None if y is None else np.eye(attack.estimator.nb_classes, dtype=np.float32)[np.asarray(y)]
     return np.asarray(attack.generate(x, y=labels), np.float32)
 
 
@@ -86,7 +86,7 @@ def autoattack(logits_fn, x, y, *, eps, eps_step=0.1, max_iter=100, restarts=1, 
     """
     evasion, _ = _art()
     np.random.seed(seed)  # APGD's and Square's random starts draw from numpy's global generator
-    clf = estimator(logits_fn)
+    clf = estimator(logits_fn, np.shape(x)[1:])
     apgd = [evasion.AutoProjectedGradientDescent(clf, eps=eps, eps_step=eps_step, max_iter=max_iter,
                                                  nb_random_init=restarts, batch_size=batch_size, loss_type=loss,
                                                  verbose=False)
@@ -101,7 +101,7 @@ def square(logits_fn, x, y, *, eps, max_iter=1000, p_init=0.8, nb_restarts=1, ba
     """ART's Square attack (Linf, gradient-free: it only queries the forward pass)."""
     evasion, _ = _art()
     np.random.seed(seed)
-    return _run(evasion.SquareAttack(estimator(logits_fn), eps=eps, max_iter=max_iter, p_init=p_init,
+    return _run(evasion.SquareAttack(estimator(logits_fn, np.shape(x)[1:]), eps=eps, max_iter=max_iter, p_init=p_init,
                                      nb_restarts=nb_restarts, batch_size=batch_size, verbose=False), x, y)
 
 
@@ -111,7 +111,7 @@ def jsma(logits_fn, x, y, *, theta=1.0, gamma=0.1, batch_size=128, seed=0):
     pixels changed."""
     evasion, _ = _art()
     np.random.seed(seed)
-    return _run(evasion.SaliencyMapMethod(estimator(logits_fn), theta=theta, gamma=gamma, batch_size=batch_size,
+    return _run(evasion.SaliencyMapMethod(estimator(logits_fn, np.shape(x)[1:]), theta=theta, gamma=gamma, batch_size=batch_size,
                                           verbose=False), x, None)
 
 

@@ -26,7 +26,7 @@ def test_art_pgd_through_the_adapter_agrees_with_ours(toy):
 
     model, x, y = toy
     ours = attacks.pgd(model, x, y, eps=0.1, eps_iter=0.01, nb_iter=20, rand_init=False)
-    pgd = ProjectedGradientDescent(art_attacks.estimator(lambda b: model(b, training=False)), eps=0.1,
+    pgd = ProjectedGradientDescent(art_attacks.estimator(lambda b: model(b, training=False), (28, 28, 1)), eps=0.1,
                                    eps_step=0.01, max_iter=20, num_random_init=0, verbose=False)
     theirs = pgd.generate(x, y=np.eye(10, dtype=np.float32)[y])
     assert np.max(np.abs(theirs - x)) <= 0.1 + 1e-6

@@ -21,8 +21,13 @@ ARCHITECTURE_KEYS = ("arch", "filters", "units")
 
 
 def architecture(config):
-    """The builder arguments in an entry's ``config``."""
-    return {k: config[k] for k in ARCHITECTURE_KEYS if k in config}
+    """The builder arguments in an entry's ``config`` (its image shape and classes, if it states them)."""
+    arch = {k: config[k] for k in ARCHITECTURE_KEYS if k in config}
+    if "image_shape" in config:
+        arch["input_shape"] = tuple(config["image_shape"])
+    if "num_classes" in config:
+        arch["num_classes"] = int(config["num_classes"])
+    return arch
 
 
 def save_classifier(model, arch, out_dir):

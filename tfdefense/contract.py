@@ -6,7 +6,7 @@ only to these two base classes, so a new kind of defense is a new family
 folder, never a new branch in a shared module.
 
 **Purifier** (`PurifierLayer`): a serializable Keras layer,
-``call(x, seed=0) -> {"images": [N, 28, 28, 1], "errors": [N] (optional)}``,
+``call(x, seed=0) -> {"images": [N, H, W, C], "errors": [N] (optional)}``,
 that declares
 
 * ``differentiable``: whether its own gradient is the one an attacker should

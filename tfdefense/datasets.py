@@ -1,6 +1,23 @@
-"""MNIST and Fashion-MNIST as numpy arrays and `tf.data` pipelines.
+"""Image datasets as numpy arrays and `tf.data` pipelines: MNIST, Fashion-MNIST, and yours.
 
-Images are float32 in [0, 1] shaped [N, 28, 28, 1]; labels are int64.
+Images are float32 in [0, 1] shaped [N, H, W, C]; labels are int64 in
+[0, num_classes). A dataset is named by a string:
+
+* ``"mnist"``, ``"fashion_mnist"``: the official IDX files (below);
+* ``"tfds:NAME"``: any tensorflow-datasets image classification dataset with
+  supervised keys (``tfds:cifar10``), its ``train`` and ``test`` splits;
+* ``"PATH.npz"``: arrays ``x`` and ``y`` (or ``x_train``, ``y_train``,
+  ``x_test``, ``y_test``);
+* ``"DIR"``: one folder of images per class (read by
+  `keras.utils.image_dataset_from_directory`), or ``DIR/train`` and
+  ``DIR/test`` each laid out so.
+
+In Python a `tf.data.Dataset` of ``(image, label)`` pairs (batched or not)
+or an ``(x, y)`` tuple works too (`register`). A source with no test split
+of its own gives a seeded seventh of its images to ``test`` (MNIST's 10000
+of 70000). Pixels are scaled to [0, 1] from uint8-range values; anything
+else (no labels, mixed shapes, values outside [0, 255], one class only) is a
+`DatasetError` that says what was found.
 
 Splits (the seed papers' protocol, fixed seeds so every user gets the same):
 
@@ -33,7 +50,7 @@ import numpy as np
 NAMES = ("mnist", "fashion_mnist")
 SPLITS = ("train", "validation", "test", "holdout", "eval", "dev")
 ENV_VAR = "TFDEFENSE_DATA_DIR"
-IMAGE_SHAPE = (28, 28, 1)
+MNIST_SHAPE, MNIST_CLASSES = (28, 28, 1), 10
 
 _FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -43,6 +60,8 @@ _IMAGE_MAGIC, _LABEL_MAGIC = 2051, 2049
 _SPLIT_SEED = 0
 _VALIDATION_FRACTION = 1 / 21  # train:validation = 20:1
 _HOLDOUT, _DEV = 150, 2000
+_TEST_FRACTION = 1 / 7  # a source without a test split: 10000 of MNIST's 70000
+_REGISTERED = {}
 
 
 class DatasetError(RuntimeError):
@@ -53,12 +72,13 @@ def load(name, split, data_dir=None):
     """Loads one split as numpy arrays.
 
     Args:
-        name: ``"mnist"`` or ``"fashion_mnist"``.
+        name: ``"mnist"``, ``"fashion_mnist"``, ``"tfds:NAME"``, a ``.npz`` path, a folder, or a name
+            given to `register`.
         split: one of ``SPLITS``.
-        data_dir: optional folder holding ``<name>/*-idx?-ubyte.gz``.
+        data_dir: optional folder holding ``<name>/*-idx?-ubyte.gz`` (MNIST and Fashion-MNIST).
 
     Returns:
-        ``(x, y)``: float32 images [N, 28, 28, 1] in [0, 1], int64 labels [N].
+        ``(x, y)``: float32 images [N, H, W, C] in [0, 1], int64 labels [N].
 
     Raises:
         ValueError: unknown name or split.
@@ -69,13 +89,45 @@ def load(name, split, data_dir=None):
         >>> len(x)                                     # doctest: +SKIP
         150
     """
-    _check_name(name)
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; choose one of {', '.join(SPLITS)}.")
     source = "train" if split in ("train", "validation") else "test"
-    x, y = _official(name, source, _resolve_dir(data_dir))
+    if name in NAMES:
+        x, y = _official(name, source, _resolve_dir(data_dir))
+    else:
+        x, y = _user_source(name)[source]
     index = _split_index(split, len(x))
     return x[index], y[index]
+
+
+def data_shape(name):
+    """(image_shape, num_classes) of a dataset (MNIST and Fashion-MNIST without reading a file)."""
+    if name in NAMES:
+        return MNIST_SHAPE, MNIST_CLASSES
+    pool = _user_source(name)
+    return tuple(pool["train"][0].shape[1:]), int(max(pool["train"][1].max(), pool["test"][1].max()) + 1)
+
+
+def register(name, data):
+    """Makes in-memory data loadable by ``name``: a `tf.data.Dataset` of (image, label) pairs (batched
+    or not), or an ``(x, y)`` tuple of arrays. It is checked and split like any other source.
+
+    Example:
+        >>> register("mine", (np.zeros((70, 8, 8, 3), np.uint8), np.arange(70) % 2))
+        >>> load("mine", "test")[0].shape
+        (10, 8, 8, 3)
+    """
+    if not isinstance(name, str) or name in NAMES or name.startswith("tfds:"):
+        raise ValueError(f"choose another name than {name!r} for your data.")
+    x, y = _from_tf_data(data) if hasattr(data, "element_spec") else data
+    _REGISTERED[name] = _pool(*_checked(x, y, f"the data registered as {name!r}"), None)
+    _user_source.cache_clear()
+
+
+def describe(name):
+    """One line for cards and reports: what the source is and its shape."""
+    shape, classes = data_shape(name)
+    return f"{name} ({'x'.join(map(str, shape))}, {classes} classes)"
 
 
 def as_dataset(name, split, batch_size, *, shuffle=None, repeat=False, seed=0,
@@ -146,20 +198,192 @@ def split_sizes(num_train=60000, num_test=10000):
             for s in SPLITS}
 
 
-def _check_name(name):
-    if name not in NAMES:
-        raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(NAMES)}.")
-
-
 def _split_index(split, n):
     if split == "test":
         return np.arange(n)
     perm = np.random.default_rng(_SPLIT_SEED).permutation(n)
     if split in ("train", "validation"):
-        n_val = int(round(n * _VALIDATION_FRACTION))
+        n_val = max(1, int(round(n * _VALIDATION_FRACTION)))
         return np.sort(perm[:n_val] if split == "validation" else perm[n_val:])
-    holdout, rest = perm[:_HOLDOUT], perm[_HOLDOUT:]
+    n_holdout = min(_HOLDOUT, n // 5)  # a small test set keeps most of its images for evaluation
+    holdout, rest = perm[:n_holdout], perm[n_holdout:]
     return np.sort({"holdout": holdout, "eval": rest, "dev": rest[:_DEV]}[split])
+
+
+# -- your data ---------------------------------------------------------------------------------------
+def _checked(x, y, where):
+    """Images as float32 [N, H, W, C] in [0, 1] and labels as int64, or a DatasetError naming the problem."""
+    if y is None:
+        raise DatasetError(f"{where} has no labels; give one integer class per image.")
+    try:
+        x = np.asarray(x)
+    except ValueError as e:
+        raise DatasetError(f"{where} holds images of different shapes ({e}); resize them to one (H, W, C).") from e
+    if x.dtype == object:
+        shapes = sorted({np.shape(v) for v in x}, key=str)[:3]
+        raise DatasetError(f"{where} holds images of different shapes, e.g. {shapes}; resize them to one (H, W, C).")
+    y = np.asarray(y)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
+        raise DatasetError(f"{where}: images must be [N, H, W] or [N, H, W, C] with C in 1, 3, 4; got {x.shape}.")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DatasetError(f"{where}: {len(x)} images but labels of shape {y.shape}; give one label per image.")
+    if not np.issubdtype(y.dtype, np.integer) and not (np.issubdtype(y.dtype, np.floating)
+                                                       and np.all(np.mod(y, 1) == 0)):
+        raise DatasetError(f"{where}: labels must be integer classes, got dtype {y.dtype}.")
+    y = y.astype(np.int64)
+    if len(y) and y.min() < 0:
+        raise DatasetError(f"{where}: labels must be classes 0..K-1, found {y.min()}.")
+    if len(np.unique(y)) < 2:
+        raise DatasetError(f"{where} has one class only ({np.unique(y).tolist()}); a classifier needs two or more.")
+    if not np.issubdtype(x.dtype, np.number) or x.dtype == bool:
+        raise DatasetError(f"{where}: images must be numbers, got dtype {x.dtype}.")
+    if not np.all(np.isfinite(x)):
+        raise DatasetError(f"{where}: images contain NaN or Inf.")
+    low, high = float(x.min()), float(x.max())
+    if low < 0 or high > 255:
+        raise DatasetError(f"{where}: pixel values span [{low:g}, {high:g}]; expected [0, 255] or [0, 1].")
+    scale = 255.0 if (np.issubdtype(x.dtype, np.integer) or high > 1) else 1.0
+    return (x.astype(np.float32) / scale), y
+
+
+def _pool(x, y, test):
+    """{"train": (x, y), "test": (x, y)}; without a test split a seeded seventh of the images is test."""
+    if test is None:
+        perm = np.random.default_rng(_SPLIT_SEED).permutation(len(x))
+        n_test = max(1, int(round(len(x) * _TEST_FRACTION)))
+        test_index, train_index = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+        test, (x, y) = (x[test_index], y[test_index]), (x[train_index], y[train_index])
+    if test[0].shape[1:] != x.shape[1:]:
+        raise DatasetError(f"train images are {x.shape[1:]} but test images {test[0].shape[1:]}.")
+    for arr in (x, y, *test):
+        arr.flags.writeable = False
+    return {"train": (x, y), "test": test}
+
+
+def _from_tf_data(ds):
+    import tensorflow as tf
+
+    spec = ds.element_spec
+    if not isinstance(spec, tuple) or len(spec) != 2:
+        raise DatasetError(f"a tf.data.Dataset of (image, label) pairs is needed; its elements are {spec}.")
+    batched = spec[0].shape.rank == 4 or (spec[0].shape.rank == 3 and spec[1].shape.rank == 1)
+    parts = list((ds if batched else ds.batch(1024)).prefetch(tf.data.AUTOTUNE).as_numpy_iterator())
+    if not parts:
+        raise DatasetError("the tf.data.Dataset is empty.")
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _from_npz(path):
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, zlib.error) as e:
+        raise DatasetError(f"{path} is not a readable .npz file ({e}).") from e
+    if {"x_train", "y_train"} <= set(arrays):
+        test = (_checked(arrays["x_test"], arrays.get("y_test"), f"{path} (x_test)")
+                if "x_test" in arrays else None)
+        return _pool(*_checked(arrays["x_train"], arrays.get("y_train"), f"{path} (x_train)"), test)
+    if "x" not in arrays:
+        raise DatasetError(f"{path} holds arrays {sorted(arrays)}; expected x and y (or x_train, y_train, "
+                           "x_test, y_test).")
+    return _pool(*_checked(arrays["x"], arrays.get("y"), path), None)
+
+
+def _from_folder(path):
+    import keras
+
+    def read(folder):
+        try:
+            ds = keras.utils.image_dataset_from_directory(folder, labels="inferred", label_mode="int",
+                                                          color_mode=_color_mode(folder), batch_size=256,
+                                                          shuffle=False, image_size=_first_size(folder),
+                                                          verbose=False)
+        except ValueError as e:
+            raise DatasetError(f"{folder}: {e}") from e
+        return _checked(*_from_tf_data(ds), folder)
+
+    split = os.path.isdir(os.path.join(path, "train")) and os.path.isdir(os.path.join(path, "test"))
+    if split:
+        return _pool(*read(os.path.join(path, "train")), read(os.path.join(path, "test")))
+    return _pool(*read(path), None)
+
+
+def _images_in(folder):
+    for root, _, files in sorted(os.walk(folder)):
+        for f in sorted(files):
+            if f.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".gif")):
+                yield os.path.join(root, f)
+
+
+def _first_size(folder):
+    """The size every image must have: the first image's (a folder of mixed sizes is an error, not resized)."""
+    from PIL import Image
+
+    paths = list(_images_in(folder))
+    if not paths:
+        raise DatasetError(f"{folder} holds no images (.png, .jpg, .bmp, .gif) in class folders.")
+    sizes = {}
+    for p in paths:
+        with Image.open(p) as im:
+            sizes.setdefault(im.size[::-1], p)
+    if len(sizes) > 1:
+        (a, pa), (b, pb) = list(sizes.items())[:2]
+        raise DatasetError(f"{folder} holds images of different sizes: {pa} is {a[0]}x{a[1]}, {pb} is "
+                           f"{b[0]}x{b[1]}; resize them to one size.")
+    return next(iter(sizes))
+
+
+def _color_mode(folder):
+    from PIL import Image
+
+    with Image.open(next(_images_in(folder))) as im:
+        return "grayscale" if im.mode in ("L", "1", "I;16") else "rgb"
+
+
+def _from_tfds_name(name):
+    """A tensorflow-datasets image classification dataset: its train and test splits (or a seventh
+    of train as test). Read element by element: ``batch_size=-1`` aborts under tfds' mock_data here."""
+    try:
+        import tensorflow_datasets as tfds
+
+        builder = tfds.builder(name)
+        keys = builder.info.supervised_keys
+        splits = set(builder.info.splits) or {"train", "test"}
+    except Exception as e:  # tfds raises many kinds of errors for unknown names and when offline
+        raise DatasetError(f"tensorflow-datasets has no dataset {name!r} here ({type(e).__name__}: "
+                           f"{str(e)[:200]}).") from e
+    if not keys:
+        raise DatasetError(f"tfds:{name} has no supervised keys (image, label), so it has no labels to train on.")
+
+    def read(split):
+        try:
+            ds = tfds.load(name, split=split, as_supervised=True)
+        except Exception as e:
+            raise DatasetError(f"could not load tfds:{name} split {split!r} ({type(e).__name__}: {str(e)[:200]}); "
+                               "offline, prepare it once with `tfds build` where the network is reachable.") from e
+        return _checked(*_from_tf_data(ds.batch(1024)), f"tfds:{name} {split}")
+
+    return _pool(*read("train"), read("test") if "test" in splits else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _user_source(name):
+    if not isinstance(name, str):
+        raise ValueError(f"a dataset is named by a string; got {type(name).__name__} (use datasets.register).")
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    if name.startswith("tfds:"):
+        return _from_tfds_name(name[len("tfds:"):])
+    if name.endswith(".npz"):
+        if not os.path.isfile(name):
+            raise DatasetError(f"{name} does not exist.")
+        return _from_npz(name)
+    if os.path.isdir(name):
+        return _from_folder(name)
+    raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(NAMES)}, tfds:NAME, a .npz file or a "
+                     "folder of class folders.")
 
 
 def _resolve_dir(data_dir):
@@ -242,7 +466,7 @@ def read_idx(path, magic):
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def _from_tfds(name, source):
+def _from_tfds(name, source):  # MNIST and Fashion-MNIST without TFDEFENSE_DATA_DIR
     try:
         import tensorflow_datasets as tfds
 
@@ -253,5 +477,5 @@ def _from_tfds(name, source):
             f"Could not load {name!r} through tensorflow-datasets ({type(e).__name__}: "
             f"{str(e)[:200]}). Offline, set {ENV_VAR} to a folder holding "
             f"{name}/train-images-idx3-ubyte.gz and the other official IDX files.") from e
-    images = (np.asarray(x, np.float32) / 255.0).reshape(-1, 28, 28, 1)
+    images = (np.asarray(x, np.float32) / 255.0).reshape(-1, *MNIST_SHAPE)
     return images, np.asarray(y, np.int64)

@@ -24,9 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfdefense import progress
+from tfdefense.logits import logits_model
 from tfdefense.serialization import deserialize_parts, serialize_parts
 
-IMAGE_SHAPE = (28, 28, 1)
 MAX_BATCH = 1024
 PARTS = ("classifier", "purifier")
 OUTPUTS = ("logits", "label", "purified", "score", "is_adversarial", "rejected")
@@ -48,13 +48,24 @@ def inference_settings(defaults, entry, card, overrides):
                            if k in defaults}, **overrides}
 
 
-def validate_images(x, max_batch=MAX_BATCH):
+def model_image_shape(classifier):
+    """(H, W, C) a keras classifier takes, read from its input; None where it does not say."""
+    try:
+        shape = tuple(classifier.inputs[0].shape[1:])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        shape = tuple(getattr(classifier, "input_shape", None) or ())[1:]
+    if len(shape) != 3 or any(d is None for d in shape):
+        return None
+    return tuple(int(d) for d in shape)
+
+
+def validate_images(x, image_shape, max_batch=MAX_BATCH):
     """In-graph checks that turn bad input into a clear error.
 
     `tf.ensure_shape` comes first: a wrong-rank tensor reaching a oneDNN
     kernel can abort the whole process instead of raising.
     """
-    x = tf.ensure_shape(x, [None, *IMAGE_SHAPE])
+    x = tf.ensure_shape(x, [None, *image_shape])
     n = tf.shape(x)[0]
     checks = [
         tf.debugging.assert_positive(n, message="empty batch: send at least one image"),
@@ -69,10 +80,18 @@ def validate_images(x, max_batch=MAX_BATCH):
         return tf.identity(x)
 
 
-def check_images(x):
-    """The same checks in numpy for Python callers, raising ValueError; returns float32 numpy."""
+def check_images(x, image_shape):
+    """The same checks in numpy for Python callers, raising ValueError; returns float32 numpy.
+
+    Example:
+        >>> check_images(np.zeros((2, 28, 28, 1)), (32, 32, 3))
+        Traceback (most recent call last):
+        ValueError: this model takes images of shape [N, 32, 32, 3]; got (2, 28, 28, 1).
+    """
+    image_shape = tuple(image_shape)
+    want = f"[N, {', '.join(map(str, image_shape))}]"
     if x is None:
-        raise ValueError("images are None; pass float32 images [N, 28, 28, 1] in [0, 1].")
+        raise ValueError(f"images are None; pass float32 images {want} in [0, 1].")
     if isinstance(x, (tf.Tensor, tf.Variable)):
         x = x.numpy()
     x = np.asarray(x)
@@ -80,10 +99,10 @@ def check_images(x):
         hint = " (for uint8 pixels pass x / 255)" if np.issubdtype(x.dtype, np.integer) else ""
         raise ValueError(f"images must be float32 in [0, 1], got dtype {x.dtype}{hint}.")
     x = x.astype(np.float32, copy=False)
-    if x.ndim == 3 and x.shape == IMAGE_SHAPE:
-        raise ValueError(f"got one image of shape {x.shape}; pass a batch [N, 28, 28, 1] (x[None]).")
-    if x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
-        raise ValueError(f"images must have shape [N, 28, 28, 1], got {x.shape}.")
+    if x.ndim == 3 and x.shape == image_shape:
+        raise ValueError(f"got one image of shape {x.shape}; pass a batch {want} (x[None]).")
+    if x.ndim != 4 or x.shape[1:] != image_shape:
+        raise ValueError(f"this model takes images of shape {want}; got {x.shape}.")
     if len(x) == 0:
         raise ValueError("empty batch: pass at least one image.")
     if not np.all(np.isfinite(x)):
@@ -125,6 +144,7 @@ class DefendedClassifier(keras.Model):
         purifier: a `tfdefense.contract.PurifierLayer`, or None.
         detectors: `tfdefense.contract.DetectorLayer`s (names must differ).
         max_batch: largest accepted batch.
+        image_shape: (H, W, C) of the images; default: the classifier's input shape.
 
     Attributes:
         card: the model card `tfdefense.load` verified the weights against (a
@@ -132,9 +152,16 @@ class DefendedClassifier(keras.Model):
             model built by hand.
     """
 
-    def __init__(self, classifier, purifier=None, detectors=(), max_batch=MAX_BATCH, **kwargs):
+    def __init__(self, classifier, purifier=None, detectors=(), max_batch=MAX_BATCH, image_shape=None, **kwargs):
         super().__init__(**kwargs)
-        self.classifier = classifier
+        self.classifier = logits_model(classifier)
+        image_shape = image_shape or model_image_shape(self.classifier)
+        if image_shape is None:
+            raise ValueError(f"{getattr(classifier, 'name', classifier)!r} does not declare its input shape; "
+                             "pass image_shape=(H, W, C) (or build it with keras.Input).")
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.num_classes = int(self.classifier.outputs[0].shape[-1]) if getattr(self.classifier, "outputs", None) \
+            else int(self.classifier(tf.zeros([1, *self.image_shape]), training=False).shape[-1])
         self.purifier = purifier
         self.detectors = list(detectors)
         names = [d.name for d in self.detectors]
@@ -225,14 +252,14 @@ class DefendedClassifier(keras.Model):
         """The whole defense as TensorFlow ops (traced by export and by white-box attacks).
 
         Args:
-            x: float32 tensor [N, 28, 28, 1] in [0, 1] (checked in graph).
+            x: float32 tensor [N, H, W, C] in [0, 1] (checked in graph).
             seed: int seed of the purifier's randomness.
 
         Returns:
             dict of tensors: ``logits``, ``label``, ``purified``, ``score``,
             ``is_adversarial``, ``rejected``.
         """
-        x = validate_images(x, self.max_batch)
+        x = validate_images(x, self.image_shape, self.max_batch)
         seed = tf.convert_to_tensor(seed, tf.int32)
         scores = self._early_scores(x, seed)
         purified, purification = self._purify(x, seed, scores)
@@ -249,12 +276,12 @@ class DefendedClassifier(keras.Model):
 
     def detect(self, x, seed=0):
         """Detector score and decisions only, in graph (purifying only for detectors that read the purifier)."""
-        x = validate_images(x, self.max_batch)
+        x = validate_images(x, self.image_shape, self.max_batch)
         return self._decisions(x, self._all_scores(x, seed))
 
     def detector_scores(self, x, seed=0):
         """{detector name: score tensor} for one batch of images, each detector on its own."""
-        return self._all_scores(validate_images(tf.constant(check_images(x)), self.max_batch), seed)
+        return self._all_scores(validate_images(tf.constant(check_images(x, self.image_shape)), self.image_shape, self.max_batch), seed)
 
     def detector_excess(self, x):
         """Sum over differentiable detectors with a threshold of how far x is above it
@@ -275,24 +302,24 @@ class DefendedClassifier(keras.Model):
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """`keras.Model.predict` after the same checks as `defend`."""
-        return super().predict(check_images(x), batch_size=batch_size, verbose=verbose, steps=steps,
+        return super().predict(check_images(x, self.image_shape), batch_size=batch_size, verbose=verbose, steps=steps,
                                callbacks=callbacks)
 
     def defend(self, x, seed=0, batch_size=256, desc=None):
         """Runs the whole pipeline on numpy images; returns a dict of numpy arrays.
 
         Args:
-            x: float32 images [N, 28, 28, 1] in [0, 1].
+            x: float32 images [N, H, W, C] in [0, 1] (the model's ``image_shape``).
             seed: seed of the purifier's randomness (if any).
             batch_size: images per graph call.
             desc: show a progress bar over the batches under this label
                 (a latent search of 1000 images takes minutes).
 
         Returns:
-            dict: ``logits`` [N, 10], ``label`` [N], ``purified`` [N, 28, 28, 1],
+            dict: ``logits`` [N, 10], ``label`` [N], ``purified`` [N, H, W, C],
             ``score`` [N], ``is_adversarial`` [N] bool, ``rejected`` [N] bool.
         """
-        x = check_images(x)
+        x = check_images(x, self.image_shape)
         starts = range(0, len(x), batch_size)
         parts = [self._defend_fn(tf.constant(x[i:i + batch_size]), tf.constant(seed, tf.int32))
                  for i in (progress.bar(starts, desc=desc, unit="batch") if desc else starts)]
@@ -307,6 +334,7 @@ class DefendedClassifier(keras.Model):
         config.update(serialize_parts(self, PARTS))
         config["detectors"] = [keras.saving.serialize_keras_object(d) for d in self.detectors]
         config["max_batch"] = self.max_batch
+        config["image_shape"] = list(self.image_shape)
         return config
 
     @classmethod

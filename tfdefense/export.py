@@ -6,9 +6,9 @@ models loads in Python but not in the TF1 session loader TF Serving uses).
 
 Endpoints (all take a dynamic batch of at most ``MAX_BATCH`` images):
 
-* ``serving_default``: float32 ``images`` [N, 28, 28, 1] in [0, 1] ->
+* ``serving_default``: float32 ``images`` [N, H, W, C] (the model's image_shape) in [0, 1] ->
   ``logits``, ``label``, ``purified``, ``score``, ``is_adversarial``, ``rejected``;
-* ``serving_uint8``: uint8 ``images`` [N, 28, 28, 1] (scaled by 1/255) -> same;
+* ``serving_uint8``: uint8 ``images`` [N, H, W, C] (scaled by 1/255) -> same;
 * ``purify``: float32 images -> ``purified``, ``score``, ``is_adversarial``, ``rejected``;
 * ``detect``: float32 images -> ``score``, ``is_adversarial``, ``rejected``.
 
@@ -32,11 +32,11 @@ import os
 import keras
 import tensorflow as tf
 
-from tfdefense.defended import IMAGE_SHAPE, DefendedClassifier
+from tfdefense.defended import DefendedClassifier
 
 
-def _signature(dtype):
-    return [tf.TensorSpec([None, *IMAGE_SHAPE], dtype, name="images")]
+def _signature(dtype, image_shape):
+    return [tf.TensorSpec([None, *image_shape], dtype, name="images")]
 
 
 def next_version(model_dir):
@@ -71,7 +71,7 @@ def export(model, base_dir, name, version=None):
         return model.pipeline(images, 0)
 
     def serve_uint8(images):
-        images = tf.ensure_shape(images, [None, *IMAGE_SHAPE])
+        images = tf.ensure_shape(images, [None, *model.image_shape])
         return serve(tf.cast(images, tf.float32) / 255.0)
 
     def purify(images):
@@ -83,10 +83,10 @@ def export(model, base_dir, name, version=None):
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", serve, _signature(tf.float32))
-    archive.add_endpoint("serving_uint8", serve_uint8, _signature(tf.uint8))
-    archive.add_endpoint("purify", purify, _signature(tf.float32))
-    archive.add_endpoint("detect", detect, _signature(tf.float32))
+    archive.add_endpoint("serving_default", serve, _signature(tf.float32, model.image_shape))
+    archive.add_endpoint("serving_uint8", serve_uint8, _signature(tf.uint8, model.image_shape))
+    archive.add_endpoint("purify", purify, _signature(tf.float32, model.image_shape))
+    archive.add_endpoint("detect", detect, _signature(tf.float32, model.image_shape))
     tmp = path + ".partial"
     archive.write_out(tmp, verbose=False)
     os.replace(tmp, path)  # TF Serving never sees a half-written version

@@ -13,10 +13,13 @@ Reference:
     Samangouei et al., Defense-GAN, ICLR 2018.
 """
 
+import math
+
 import keras
 from keras import layers
 
-IMAGE_SHAPE = (28, 28, 1)
+# The papers' MNIST shape: the default of builders that tests and the pretrained entries call bare.
+MNIST_SHAPE = (28, 28, 1)
 
 
 def _conv_stack(filters, name, batch_norm=True):
@@ -34,8 +37,9 @@ def _conv_stack(filters, name, batch_norm=True):
     return stack + [layers.Flatten()]
 
 
-def encoder(latent_dim=128, filters=64, input_shape=IMAGE_SHAPE, name="encoder"):
-    """F: image -> code in [-1, 1]^latent_dim (FC + tanh).
+def encoder(latent_dim=128, filters=64, input_shape=MNIST_SHAPE, name="encoder"):
+    """F: image -> code in [-1, 1]^latent_dim (FC + tanh). Any (H, W, C): three stride-2
+    convolutions, then a dense layer over whatever map remains.
 
     Example:
         >>> encoder().count_params()
@@ -45,35 +49,54 @@ def encoder(latent_dim=128, filters=64, input_shape=IMAGE_SHAPE, name="encoder")
                              layers.Dense(latent_dim, activation="tanh", name=f"{name}_code")], name=name)
 
 
-def decoder(latent_dim=128, filters=64, name="decoder"):
+def _sizes(length):
+    """The map sizes of three stride-2 upsamplings ending at ``length`` (28: 4, 7, 14, 28)."""
+    sizes = [length]
+    for _ in range(3):
+        sizes.insert(0, math.ceil(sizes[0] / 2))
+    return sizes
+
+
+def decoder(latent_dim=128, filters=64, image_shape=MNIST_SHAPE, name="decoder"):
     """G: code -> image in [0, 1].
 
     FC(4*4*4f)-ReLU, ConvT(2f,5,2)-BN-ReLU, crop to 7x7, ConvT(f,5,2)-BN-ReLU,
     ConvT(1,5,2)-sigmoid: the Defense-GAN MNIST generator that Table 6 restates
-    (its "FC(1024)" row feeds a 4x4x256 map, i.e. 4096 units).
+    (its "FC(1024)" row feeds a 4x4x256 map, i.e. 4096 units). For another
+    (H, W, C) the same three upsamplings start from (ceil(H/8), ceil(W/8)),
+    each map is cropped to the size that halves down from H and W (32: 4, 8,
+    16, 32, no crop), and the last layer has C channels.
 
     Example:
         >>> decoder().count_params()
         1554945
     """
+    heights, widths = _sizes(image_shape[0]), _sizes(image_shape[1])
+
+    def crop(k):  # after the k-th upsampling (1-based): down to the planned size
+        extra = (2 * heights[k - 1] - heights[k], 2 * widths[k - 1] - widths[k])
+        return [layers.Cropping2D(((0, extra[0]), (0, extra[1])))] if any(extra) else []
+
     return keras.Sequential([
         keras.Input((latent_dim,)),
-        layers.Dense(4 * 4 * 4 * filters, name=f"{name}_fc"),
+        layers.Dense(heights[0] * widths[0] * 4 * filters, name=f"{name}_fc"),
         layers.ReLU(),
-        layers.Reshape((4, 4, 4 * filters)),
+        layers.Reshape((heights[0], widths[0], 4 * filters)),
         layers.Conv2DTranspose(2 * filters, 5, strides=2, padding="same", name=f"{name}_convt1"),
         layers.BatchNormalization(name=f"{name}_bn1"),
         layers.ReLU(),
-        layers.Cropping2D(((0, 1), (0, 1))),
+        *crop(1),
         layers.Conv2DTranspose(filters, 5, strides=2, padding="same", name=f"{name}_convt2"),
         layers.BatchNormalization(name=f"{name}_bn2"),
         layers.ReLU(),
-        layers.Conv2DTranspose(1, 5, strides=2, padding="same", name=f"{name}_convt3"),
+        *crop(2),
+        layers.Conv2DTranspose(image_shape[2], 5, strides=2, padding="same", name=f"{name}_convt3"),
+        *crop(3),
         layers.Activation("sigmoid", dtype="float32"),
     ], name=name)
 
 
-def discriminator(filters=64, input_shape=IMAGE_SHAPE, name="discriminator", batch_norm=True):
+def discriminator(filters=64, input_shape=MNIST_SHAPE, name="discriminator", batch_norm=True):
     """D: image -> one logit (the sigmoid of Table 6 lives in the loss).
 
     Example:
@@ -84,10 +107,7 @@ def discriminator(filters=64, input_shape=IMAGE_SHAPE, name="discriminator", bat
                              layers.Dense(1, name=f"{name}_logit", dtype="float32")], name=name)
 
 
-INPUT_SHAPE = IMAGE_SHAPE
-
-
-def classifier_a(input_shape=INPUT_SHAPE, num_classes=10, filters=64, units=128, name="classifier_a"):
+def classifier_a(input_shape=MNIST_SHAPE, num_classes=10, filters=64, units=128, name="classifier_a"):
     """Conv(64,5x5,1)-ReLU-Conv(64,5x5,2)-ReLU-Dropout(.25)-FC(128)-ReLU-Dropout(.5)-FC(10).
 
     Example:
@@ -106,7 +126,7 @@ def classifier_a(input_shape=INPUT_SHAPE, num_classes=10, filters=64, units=128,
     ], name=name)
 
 
-def classifier_b(input_shape=INPUT_SHAPE, num_classes=10, filters=64, name="classifier_b"):
+def classifier_b(input_shape=MNIST_SHAPE, num_classes=10, filters=64, name="classifier_b"):
     """Conv(64,8x8,2)-ReLU-Conv(128,6x6,2)-ReLU-Conv(128,5x5,1)-ReLU-Dropout(.5)-FC(10).
 
     Padding as in the Defense-GAN/CleverHans model B: SAME, VALID, VALID.
@@ -126,7 +146,7 @@ def classifier_b(input_shape=INPUT_SHAPE, num_classes=10, filters=64, name="clas
     ], name=name)
 
 
-def classifier_c(input_shape=INPUT_SHAPE, num_classes=10, units=200, name="classifier_c"):
+def classifier_c(input_shape=MNIST_SHAPE, num_classes=10, units=200, name="classifier_c"):
     """FC(200)-ReLU-Dropout(.5)-FC(200)-ReLU-Dropout(.5)-FC(10).
 
     Example:

@@ -18,7 +18,7 @@ import dataclasses
 import warnings
 from typing import Any, Callable, Optional
 
-from tfdefense import store
+from tfdefense import datasets, store
 from tfdefense.cards import WeightsError  # noqa: F401  (raised by load)
 from tfdefense.defended import inference_settings
 
@@ -194,6 +194,15 @@ def apply_thresholds(model, calibrated, **overrides):
         thresholds.update({n: value for n in names})
     thresholds.update(overrides.get("thresholds") or {})
     model.set_thresholds(thresholds)
+
+
+def data_shape(entry):
+    """(image_shape, num_classes) of an entry: its config's ``image_shape``/``num_classes`` where it states
+    them, else its dataset's (MNIST and Fashion-MNIST: (28, 28, 1), 10)."""
+    config = entry["config"]
+    if "image_shape" in config:
+        return tuple(int(d) for d in config["image_shape"]), int(config.get("num_classes", 10))
+    return datasets.data_shape(entry["metadata"]["dataset"])
 
 
 def load_classifier(name):

@@ -183,7 +183,7 @@ def _init_source(entry, family, source_name):
 def _train(entry, config, family, workdir, state, publish_dir, verbose):
     model = family.build_for_training(entry, config)
     if not model.built:  # subclassed models: create every variable before a checkpoint loads
-        model(np.zeros((1, *datasets.IMAGE_SHAPE), "float32"), training=False)
+        model(np.zeros((1, *registry.data_shape(entry)[0]), "float32"), training=False)
     if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     initial_epoch = 0

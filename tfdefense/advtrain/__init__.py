@@ -77,8 +77,8 @@ def _entries():
 
 
 def _build_for_training(entry, config):
-    c = {k: v for k, v in entry["config"].items() if k != "arch"}
-    model = AdversarialTraining(build_classifier(entry["config"]["arch"]), seed=config["seed"], **c)
+    c = {k: v for k, v in entry["config"].items() if k not in ("arch", "image_shape", "num_classes")}
+    model = AdversarialTraining(build_classifier(**classifier_io.architecture(entry["config"])), seed=config["seed"], **c)
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
     return model
 

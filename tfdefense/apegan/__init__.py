@@ -85,7 +85,7 @@ def build_defended(generator, classifier, name="apegan"):
 
 
 def _load(entry, folder, classifier):
-    generator = builders.generator(entry["config"]["filters"])
+    generator = builders.generator(entry["config"]["filters"], registry.data_shape(entry)[0])
     generator.load_weights(os.path.join(folder, GENERATOR))
     return build_defended(generator, registry.load_classifier(classifier), name=entry["name"])
 

@@ -9,7 +9,7 @@ Reference:
 import keras
 from keras import layers
 
-IMAGE_SHAPE = (28, 28, 1)
+MNIST_SHAPE = (28, 28, 1)
 
 
 def _down(width, name, batch_norm=True):
@@ -19,11 +19,19 @@ def _down(width, name, batch_norm=True):
     return block + [layers.LeakyReLU(0.2)]
 
 
-def generator(filters=64, input_shape=IMAGE_SHAPE, name="generator"):
+def _crop_to(shape):
+    extra = ((-shape[0]) % 4 and 4 - shape[0] % 4, (-shape[1]) % 4 and 4 - shape[1] % 4)
+    return [layers.Cropping2D(((0, extra[0]), (0, extra[1])))] if any(extra) else []
+
+
+def generator(filters=64, input_shape=MNIST_SHAPE, name="generator"):
     """Image -> image in [0, 1]: Conv(64,3,2)-BN-lrelu, Conv(128,3,2)-BN-lrelu,
     Deconv(64,3,2)-BN-lrelu, Deconv(C,3,2)-sigmoid (28 -> 14 -> 7 -> 14 -> 28).
 
     The table gives no kernel for the Deconv rows; 3x3 like the Conv rows.
+    APE-GAN_c (CIFAR-10) is the same network on (32, 32, 3) (Table 6: "no
+    difference except for the input size and the channel numbers"). A side
+    that is not a multiple of 4 comes back larger and is cropped to the input.
 
     Example:
         >>> generator().count_params()
@@ -37,11 +45,12 @@ def generator(filters=64, input_shape=IMAGE_SHAPE, name="generator"):
         layers.BatchNormalization(name=f"{name}_deconv1_bn"),
         layers.LeakyReLU(0.2),
         layers.Conv2DTranspose(input_shape[-1], 3, strides=2, padding="same", name=f"{name}_deconv2"),
+        *_crop_to(input_shape),
         layers.Activation("sigmoid", dtype="float32"),
     ], name=name)
 
 
-def discriminator(filters=64, input_shape=IMAGE_SHAPE, name="discriminator"):
+def discriminator(filters=64, input_shape=MNIST_SHAPE, name="discriminator"):
     """Image -> one logit: Conv(64,3,2)-lrelu, Conv(128,3,2)-BN-lrelu,
     Conv(256,3,2)-BN-lrelu, FC(1); the table's sigmoid lives in the loss.
 

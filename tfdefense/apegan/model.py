@@ -52,9 +52,10 @@ class APEGAN(keras.Model):
     @classmethod
     def from_config_dict(cls, config, classifier):
         """Builds G and D from an entry's ``config`` dict, around ``classifier``."""
-        config = {k: v for k, v in config.items() if k != "classifier"}
+        config = {k: v for k, v in config.items() if k not in ("classifier", "num_classes")}
         filters = config.pop("filters", 64)
-        return cls(builders.generator(filters), builders.discriminator(filters), classifier, **config)
+        shape = tuple(config.pop("image_shape", builders.MNIST_SHAPE))
+        return cls(builders.generator(filters, shape), builders.discriminator(filters, shape), classifier, **config)
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
         """One Adam per network (2e-4, the paper's Section 4.1.3)."""

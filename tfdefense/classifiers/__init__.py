@@ -31,7 +31,7 @@ def _entries():
 
 
 def _build_for_training(entry, config):
-    model = build_classifier(**entry["config"])
+    model = build_classifier(**classifier_io.architecture(entry["config"]))
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])

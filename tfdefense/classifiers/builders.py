@@ -4,6 +4,6 @@ Several families train or protect them, so they live in `tfdefense.networks`;
 this module names them for the classifier family's users.
 """
 
-from tfdefense.networks import BUILDERS, INPUT_SHAPE, build_classifier, classifier_a, classifier_b, classifier_c
+from tfdefense.networks import BUILDERS, build_classifier, classifier_a, classifier_b, classifier_c
 
-__all__ = ["BUILDERS", "INPUT_SHAPE", "build_classifier", "classifier_a", "classifier_b", "classifier_c"]
+__all__ = ["BUILDERS", "build_classifier", "classifier_a", "classifier_b", "classifier_c"]

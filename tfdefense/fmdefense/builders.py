@@ -26,7 +26,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-IMAGE_SHAPE = (28, 28, 1)
+MNIST_SHAPE = (28, 28, 1)
 CLASSES = 10
 
 
@@ -37,7 +37,7 @@ def _trunk(filters, hidden, name):
     return convs + [layers.Flatten(), layers.Dense(hidden, activation="relu", name=f"{name}_fc")]
 
 
-def encoder(latent_dim=10, filters=32, hidden=128, input_shape=IMAGE_SHAPE, name="encoder"):
+def encoder(latent_dim=10, filters=32, hidden=128, input_shape=MNIST_SHAPE, name="encoder"):
     """Image -> (mean, log-variance) of q(z | x), each [N, latent_dim]."""
     x = keras.Input(input_shape)
     h = x
@@ -48,13 +48,13 @@ def encoder(latent_dim=10, filters=32, hidden=128, input_shape=IMAGE_SHAPE, name
     return keras.Model(x, [mean, log_var], name=name)
 
 
-def code_network(code_dim=10, filters=32, hidden=128, input_shape=IMAGE_SHAPE, name="dgmm"):
+def code_network(code_dim=10, filters=32, hidden=128, input_shape=MNIST_SHAPE, name="dgmm"):
     """Image -> class-unique codes z_u [N, code_dim] (the DGMM's network; Table I's encoder column)."""
     return keras.Sequential([keras.Input(input_shape)] + _trunk(filters, hidden, name)
                             + [layers.Dense(code_dim, name=f"{name}_codes", dtype="float32")], name=name)
 
 
-def decoder(input_dim=10, filters=32, hidden=128, image_shape=IMAGE_SHAPE, name="decoder"):
+def decoder(input_dim=10, filters=32, hidden=128, image_shape=MNIST_SHAPE, name="decoder"):
     """Codes [N, input_dim] -> images [N, 28, 28, 1] in [0, 1].
 
     Example:

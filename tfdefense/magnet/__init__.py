@@ -24,8 +24,9 @@ import os
 import keras
 import numpy as np
 
-from tfdefense import datasets, networks, registry
+from tfdefense import datasets, registry
 from tfdefense.defended import DefendedClassifier
+from tfdefense.magnet import builders
 from tfdefense.magnet.model import MagNetAutoencoder
 from tfdefense.purification import ModelPurifier, ReconstructionDetector
 
@@ -61,7 +62,8 @@ def _entries():
 
 
 def _build_for_training(entry, config):
-    model = MagNetAutoencoder.from_config_dict(entry["config"])
+    model = MagNetAutoencoder(*builders.autoencoder(entry["config"], registry.data_shape(entry)[0]),
+                              noise_volume=entry["config"].get("noise_volume", 0.1))
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
     return model
 
@@ -74,9 +76,8 @@ def _save(model, entry, out_dir):
 
 
 def _autoencoder(entry):
-    config = entry["config"]
-    return keras.Sequential([networks.encoder(config["latent_dim"], config["filters"]),
-                             networks.decoder(config["latent_dim"], config["filters"])], name="autoencoder")
+    encoder, decoder = builders.autoencoder(entry["config"], registry.data_shape(entry)[0])
+    return keras.Sequential([encoder, decoder], name="autoencoder")
 
 
 def _measure(model, entry):

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfdefense import networks
+from tfdefense.magnet import builders
 from tfdefense.magnet import losses
 from tfdefense.serialization import deserialize_parts, serialize_parts
 
@@ -49,8 +49,8 @@ class MagNetAutoencoder(keras.Model):
     def from_config_dict(cls, config):
         """Builds the sub-models from an entry's ``config`` dict."""
         config = dict(config)
-        latent_dim, filters = config.pop("latent_dim", 20), config.pop("filters", 64)
-        return cls(networks.encoder(latent_dim, filters), networks.decoder(latent_dim, filters), **config)
+        parts = builders.autoencoder(config, tuple(config.pop("image_shape", builders.MNIST_SHAPE)))
+        return cls(*parts, **{k: v for k, v in config.items() if k in ("noise_volume", "seed")})
 
     def compile(self, optimizer=None, **kwargs):
         """Adam 2e-4 (Table 4 of aegan_rs.txt) unless given."""

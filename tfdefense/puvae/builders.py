@@ -19,12 +19,12 @@ Reference:
 import keras
 from keras import layers
 
-IMAGE_SHAPE = (28, 28, 1)
+MNIST_SHAPE = (28, 28, 1)
 CLASSES = 10
 OUTPUTS = ("sigmoid", "relu")
 
 
-def trunk(filters=32, hidden=1024, input_shape=IMAGE_SHAPE, dtype=None, name="trunk"):
+def trunk(filters=32, hidden=1024, input_shape=MNIST_SHAPE, dtype=None, name="trunk"):
     """Image -> the image's share of the encoder's first dense layer:
     3 x Conv(filters, 7x7, stride 1, dilation 2)-ReLU, flatten, W_f f + b.
 
@@ -56,7 +56,7 @@ def head(latent_dim=32, hidden=1024, classes=CLASSES, name="head"):
     return keras.Model([f, y], [mean, scale], name=name)
 
 
-def decoder(latent_dim=32, filters=32, classes=CLASSES, output="sigmoid", image_shape=IMAGE_SHAPE,
+def decoder(latent_dim=32, filters=32, classes=CLASSES, output="sigmoid", image_shape=MNIST_SHAPE,
             name="decoder"):
     """[z, one-hot label] -> image in [0, 1]: FC(512)-ReLU, reshape 4x4x32, three
     Deconv(filters, 7x7, stride 2)-ReLU (4 -> 32), Deconv(C, 3x3, stride 1), the output
