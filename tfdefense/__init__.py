@@ -22,6 +22,8 @@ from tfdefense.version import __version__  # noqa: E402
 from tfdefense import advtrain, aegan, apegan, classifiers, defensegan, diffpure, fmdefense, magnet, puvae  # noqa: E402,F401  (register their families and entries)
 from tfdefense.cards import WeightsError  # noqa: E402
 from tfdefense.defended import DefendedClassifier  # noqa: E402
-from tfdefense.registry import UnknownModelError, list_models, load  # noqa: E402
+from tfdefense.protect import defend  # noqa: E402
+from tfdefense.registry import UnknownModelError, list_families, list_models, load, load_folder  # noqa: E402
 
-__all__ = ["load", "list_models", "DefendedClassifier", "UnknownModelError", "WeightsError", "__version__"]
+__all__ = ["load", "load_folder", "list_models", "list_families", "defend", "DefendedClassifier",
+           "UnknownModelError", "WeightsError", "__version__"]

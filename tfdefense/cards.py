@@ -87,13 +87,15 @@ def make_card(entry, config, state, measured, folder, files):
         "family": entry["family"],
         "dataset": entry["metadata"]["dataset"],
         "architecture": entry["config"],
+        "image_shape": list(entry["_data_shape"][0]) if "_data_shape" in entry else None,
+        "num_classes": entry["_data_shape"][1] if "_data_shape" in entry else None,
         "description": entry["metadata"].get("description", ""),
         "training": {
             **config,
             "epochs_completed": state.get("epoch", 0),
             "scheduled_epochs": entry.get("train", {}).get("epochs", config["epochs"]),
             "wall_time_s": round(state.get("wall_time_s", 0.0), 1),
-            "command": f"tfdefense train {entry['name']}",
+            "command": entry.get("_command") or f"tfdefense train {entry['name']}",
             "machine": f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
             "tensorflow": tf.__version__, "keras": keras.__version__, "tfdefense": __version__,
             "final_logs": state.get("history", [{}])[-1] if state.get("history") else {},
@@ -105,6 +107,8 @@ def make_card(entry, config, state, measured, folder, files):
         "measured": measured,
         "reported": entry["metadata"].get("reported", {}),
         "reference": entry["metadata"].get("reference", ""),
+        # A defense trained on your data is loaded from its card alone: its inference defaults travel with it.
+        **({"inference_defaults": dict(entry.get("inference", {}))} if entry.get("_user") else {}),
         "files": {f: sha256(os.path.join(folder, f)) for f in files},
         "file_sizes": {f: os.path.getsize(os.path.join(folder, f)) for f in files},
     }

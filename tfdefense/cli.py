@@ -57,10 +57,29 @@ def _inference_flags(p):
     p.add_argument("--steps", type=int, help="latent search steps L (shorthand for --set=steps=N)")
     p.add_argument("--restarts", type=int, help="latent search restarts R")
     p.add_argument("--threshold", type=float, help="the detector threshold")
+    p.add_argument("--classifier", help="the classifier behind the defense: an entry name or a saved Keras model "
+                                        "(.keras); a final softmax is removed and its logits attacked")
+
+
+def _model_flags(p, verb):
+    p.add_argument("--model", metavar="DIR", help=f"{verb} the defense you trained into DIR (its export/ folder)")
+    p.add_argument("--source", help=f"{verb} the weights and card in this folder (e.g. a run's export/)")
+
+
+def _target(args):
+    """(name, folder): a registered entry, or the defense trained into --model DIR."""
+    if getattr(args, "model", None):
+        from tfdefense import registry
+
+        return registry.register_folder(args.model), args.model
+    if not args.name and args.command != "evaluate":
+        raise ValueError("name an entry, or pass --model=DIR for a defense you trained.")
+    return args.name or DEFAULT_MODEL, args.source
 
 
 def _inference_overrides(args):
-    overrides = {k: getattr(args, k) for k in ("steps", "restarts", "threshold") if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ("steps", "restarts", "threshold", "classifier")
+                 if getattr(args, k) is not None}
     overrides.update(parse_settings(args.set))
     return overrides
 
@@ -106,11 +125,24 @@ def cmd_train(args):
                  if getattr(args, k) is not None}
     if args.init_from is not None:
         overrides["init_from"] = None if args.init_from.lower() == "none" else args.init_from
-    entry = registry.get_entry(args.name)
-    entry["config"].update(parse_settings(args.set, known=entry["config"]))
-    if args.set and args.publish:
-        raise ValueError("--publish would replace the registered weights with a variant; "
-                         "train variants (--set) without --publish.")
+    if args.data:
+        if args.name not in registry.list_families():
+            raise ValueError(f"--data trains a family on your data: tfdefense train FAMILY --data=...; "
+                             f"{args.name!r} is not one of {', '.join(registry.list_families())}.")
+        entry = registry.user_entry(args.name, args.data, classifier=args.classifier, name=args.as_name)
+        entry["config"].update(parse_settings(args.set))
+        entry["_command"] = "tfdefense " + " ".join(sys.argv[1:])
+    else:
+        if args.name in registry.list_families():
+            raise ValueError(f"{args.name!r} is a family: train it on your data with --data=tfds:NAME, "
+                             "--data=PATH.npz or --data=DIR (and --classifier=PATH.keras).")
+        if args.classifier or args.as_name:
+            raise ValueError("--classifier and --name go with --data (a family trained on your data).")
+        entry = registry.get_entry(args.name)
+        entry["config"].update(parse_settings(args.set, known=entry["config"]))
+    if (args.set or args.data) and args.publish is True:
+        raise ValueError("--publish without a folder would add a variant to the registered weights; "
+                         "use --publish=DIR, or load the run's export/ with --model.")
     publish_dir = None
     if args.publish:
         publish_dir = args.publish if args.publish is not True else (
@@ -118,22 +150,25 @@ def cmd_train(args):
         if not publish_dir:
             raise ValueError("--publish needs a folder outside a source checkout: --publish=DIR, "
                              "or set TFDEFENSE_MODELS_DIR (load then finds the entry there).")
-    workdir = args.workdir or os.path.join("runs", args.name)
+    workdir = args.workdir or os.path.join("runs", entry["name"])
     card = training.train_and_evaluate(entry, workdir, resume=args.resume, warm_start=args.warm_start,
                                        overrides=overrides, publish_dir=publish_dir)
     print(json.dumps(card["measured"], indent=2))
+    print(f"trained {entry['name']} into {os.path.join(workdir, 'export')}: "
+          f"tfdefense evaluate --model={os.path.join(workdir, 'export')}", file=sys.stderr)
 
 
 def cmd_evaluate(args):
     from tfdefense import harness
 
     attacks = tuple(a for a in args.attacks if a != "none")
-    report = harness.run(args.name, attacks=attacks, threats=tuple(args.threat), n=args.n, eps=args.eps,
+    name, source = _target(args)
+    report = harness.run(name, attacks=attacks, threats=tuple(args.threat), n=args.n, eps=args.eps,
                          seed=args.seed, params=args.params, black_box=args.black_box, white_box=args.white_box,
                          output_dir=args.output_dir, sweep=args.sweep, sweep_n=args.sweep_n,
                          sweep_range=[float(v) for v in args.sweep_range], sweep_attacks=args.sweep_attacks,
                          run_sanity=args.sanity, update_card=args.update_card, split=args.split,
-                         source=args.source, **_inference_overrides(args))
+                         source=source, data=args.data, **_inference_overrides(args))
     print(report.to_markdown())
 
 
@@ -141,8 +176,9 @@ def cmd_export(args):
     import tfdefense
     from tfdefense import export
 
-    model = tfdefense.load(args.name, args.source, **_inference_overrides(args))
-    print(export.export(model, args.dir, args.name, version=args.version))
+    name, source = _target(args)
+    model = tfdefense.load(name, source, **_inference_overrides(args))
+    print(export.export(model, args.dir, name, version=args.version))
 
 
 def cmd_calibrate(args):
@@ -158,7 +194,8 @@ def cmd_calibrate(args):
             raise ValueError(f"--step_sizes must be numbers, got {','.join(args.step_sizes)}.") from None
     if args.tune_attacks:
         options["attacks_used"] = tuple(args.tune_attacks)
-    card = calibration.calibrate(args.name, args.source, **options)
+    name, source = _target(args)
+    card = calibration.calibrate(name, source, **options)
     print(json.dumps({"inference": card["inference"], "calibration": card["calibration"]}, indent=2))
 
 
@@ -200,8 +237,12 @@ def parser():
     p.add_argument("dir")
     p.add_argument("names", nargs="*", metavar="NAME", help="entries to include (default: every published one)")
 
-    p = command("train", cmd_train, "train a registered entry, checkpointing every epoch")
-    p.add_argument("name")
+    p = command("train", cmd_train, "train a registered entry, or a family on your data (--data), checkpointing "
+                                    "every epoch")
+    p.add_argument("name", help="an entry, or a family with --data")
+    p.add_argument("--data", help="your data: tfds:NAME, PATH.npz (x, y) or DIR (one folder per class)")
+    p.add_argument("--classifier", help="your saved Keras classifier (.keras): the one the defense protects")
+    p.add_argument("--name", dest="as_name", help="the trained defense's name (default: FAMILY_DATA)")
     p.add_argument("--workdir", help="training folder (default: ./runs/NAME)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --workdir")
     p.add_argument("--warm_start", action="store_true",
@@ -219,7 +260,7 @@ def parser():
                    help="a model setting (JSON value), e.g. --set=adversarial=false")
 
     p = command("evaluate", cmd_evaluate, "clean accuracy and robustness under attacks, as a report")
-    p.add_argument("name", nargs="?", default=DEFAULT_MODEL, help=f"entry (default: {DEFAULT_MODEL})")
+    p.add_argument("name", nargs="?", default=None, help=f"entry (default: {DEFAULT_MODEL})")
     p.add_argument("--attacks", type=_csv, default=_csv(DEFAULT_ATTACKS),
                    help="fgsm,bim,pgd,pgd_restarts,mim,cw,deepfool,deepfool_linf,spsa, autoattack,square,jsma,"
                         "cw_linf (ART), half_mask,gaussian_noise; 'none' for clean accuracy only "
@@ -240,19 +281,21 @@ def parser():
     p.add_argument("--sanity", action="store_true", help="run the built-in sanity checks")
     p.add_argument("--update-card", "--update_card", dest="update_card", action="store_true",
                    help="write the measured numbers into the card of the local store (or --source)")
-    p.add_argument("--source", help="evaluate the weights and card in this folder (e.g. a run's export/)")
+    p.add_argument("--data", help="evaluate on this data instead of the model's own (same shape): tfds:NAME, "
+                                   "PATH.npz or DIR")
+    _model_flags(p, "evaluate")
     _inference_flags(p)
 
     p = command("export", cmd_export, "a TF Serving SavedModel: DIR/NAME/VERSION/")
-    p.add_argument("name")
+    p.add_argument("name", nargs="?", help="entry (or --model=DIR)")
     p.add_argument("dir")
     p.add_argument("--version", type=int, help="default: the next free one")
-    p.add_argument("--source", help="export the weights in this folder")
+    _model_flags(p, "export")
     _inference_flags(p)
 
     p = command("calibrate", cmd_calibrate, "choose inference settings and detector thresholds on validation data")
-    p.add_argument("name")
-    p.add_argument("--source", help="a folder with the weights and the card to update")
+    p.add_argument("name", nargs="?", help="entry (or --model=DIR)")
+    _model_flags(p, "calibrate")
     p.add_argument("--n", type=int, help="validation images")
     p.add_argument("--step_sizes", type=_csv, default=[], help="candidate search step sizes")
     p.add_argument("--tune_attacks", type=_csv, default=[], help="gray-box attacks whose worst case is maximised")

@@ -11,6 +11,7 @@ a machine without the checkpoint (``warm_start``). A new family is covered
 by registering it.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -65,6 +66,38 @@ def test_family_fills_in_the_contract(family, tiny_data_dir, tmp_path, monkeypat
     _check_white_box_gradient(model, x, y)
     _check_export(model, x, tmp_path)
     _check_warm_start(name, tmp_path)
+
+
+SHAPE_GENERIC = [f for f in registry.list_families() if registry.get_family(f).any_shape]
+
+
+@pytest.mark.parametrize("family", SHAPE_GENERIC)
+def test_shape_generic_family_on_colour_images(family, tmp_path):
+    """A shape-generic family trained on your 32x32x3 data for your softmax classifier: one step, loaded from
+    its folder, the `defend` schema, the declared white-box gradient and the served graph, in that shape."""
+    keras.utils.set_random_seed(0)
+    data, classifier = testing.user_data(str(tmp_path), (32, 32, 3), classes=3)
+    guided = "classifier" in registry.get_family(family).inference
+    tiny = registry.get_family(family).tiny
+    entry = registry.user_entry(family, data, classifier=classifier if guided else None, name=f"colour_{family}",
+                                config=tiny.get("config"))
+    entry["inference"] = {**entry.get("inference", {}), **tiny.get("inference", {})}
+    assert entry["config"]["image_shape"] == [32, 32, 3] and entry["config"]["num_classes"] == 3
+    card = training.train_and_evaluate(entry, str(tmp_path / "run"), verbose=0,
+                                       overrides={"epochs": 1, "steps_per_epoch": 1, "batch_size": 8,
+                                                  "dtype_policy": "float32"})
+    assert card["image_shape"] == [32, 32, 3] and card["num_classes"] == 3
+    with pytest.warns(UserWarning, match="softmax") if guided else contextlib.nullcontext():
+        model = tfdefense.load_folder(str(tmp_path / "run" / "export"))
+    assert model.image_shape == (32, 32, 3) and model.num_classes == 3
+    x, y = testing.colour_images(4, (32, 32, 3), 3, seed=1)
+    x = x.astype(np.float32) / 255
+    out = model.defend(x)
+    assert out["logits"].shape == (4, 3) and out["purified"].shape == x.shape
+    with pytest.raises(ValueError, match=r"\[N, 32, 32, 3\]; got \(4, 28, 28, 1\)"):
+        model.defend(np.zeros((4, 28, 28, 1), np.float32))
+    _check_white_box_gradient(model, x, y)
+    _check_export(model, x, tmp_path)
 
 
 def _check_white_box_gradient(model, x, y):

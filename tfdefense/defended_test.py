@@ -93,7 +93,7 @@ def test_serialization(parts, tmp_path):
     (np.zeros((1, 28, 28, 1), bool), "bool"),
     (np.zeros((0, 28, 28, 1), np.float32), "empty"),
     (None, "None"),
-    (0.5, r"shape \[N, 28, 28, 1\], got \(\)"),
+    (0.5, r"shape \[N, 28, 28, 1\]; got \(\)"),
     (np.full((1, 28, 28, 1), 1.0000001, np.float32), "1.00000012"),
     (np.full((1, 28, 28, 1), np.nan, np.float32), "NaN"),
 ])

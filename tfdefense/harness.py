@@ -25,7 +25,7 @@ def sample(dataset, n, seed, split="eval"):
 
 def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0.3, seed=0, params=None,
         black_box=None, white_box=None, output_dir=None, sweep=0, sweep_n=200, sweep_range=(0.0, 0.4), sweep_attacks=("fgsm", "pgd"),
-        run_sanity=False, update_card=False, split="eval", source=None, **overrides):
+        run_sanity=False, update_card=False, split="eval", source=None, data=None, **overrides):
     """Evaluates a registered model and writes its report.
 
     Args:
@@ -41,13 +41,15 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
             in ``source`` when given).
         source: evaluate the weights and card in this folder (a training run's
             ``export/``) instead of the published ones.
+        data: draw the images from this `tfdefense.datasets` source instead of the
+            model's own dataset (same image shape).
         **overrides: inference settings for `tfdefense.load`.
 
     Returns:
         The `evaluation.Report`.
     """
     entry = registry.get_entry(name)
-    dataset = entry["metadata"]["dataset"]
+    dataset = data or entry["metadata"]["dataset"]
     if update_card:
         store.card_folder(name, source)  # a read-only card fails now, not after the attacks
     model = registry.load(name, source, **overrides)

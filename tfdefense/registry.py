@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import warnings
 from typing import Any, Callable, Optional
 
-from tfdefense import datasets, store
-from tfdefense.cards import WeightsError  # noqa: F401  (raised by load)
+from tfdefense import cards, datasets, store
+from tfdefense.cards import WeightsError
 from tfdefense.defended import inference_settings
+from tfdefense.logits import logits_model
 
 # Settings every defense with detectors takes, whatever its family: the
 # detector thresholds (None switches a detector off).
@@ -62,6 +64,11 @@ class Family:
             shipped files do not hold, a discriminator or optimizer state,
             starts fresh): `tfdefense train --warm_start` continues a
             schedule on a machine that lost its checkpoint.
+        any_shape: the family builds for any (H, W, C) and number of classes
+            (`user_entry` refuses other shapes for a family without it).
+        adapt: optional ``(config, image_shape) -> config`` choosing the
+            architecture a paper gives for that shape (MagNet's own CIFAR-10
+            autoencoder for colour images).
     """
 
     name: str
@@ -74,6 +81,8 @@ class Family:
     calibration: dict = dataclasses.field(default_factory=lambda: {"fpr": 0.05, "n": 500})
     tiny: dict = dataclasses.field(default_factory=dict)
     warm_start: Optional[Callable[[Any, dict, str], None]] = None
+    any_shape: bool = False
+    adapt: Optional[Callable[[dict, tuple], dict]] = None
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -156,6 +165,9 @@ def load(name, folder=None, **overrides):
     family = get_family(entry["family"])
     detector_overrides = {k: overrides.pop(k) for k in DETECTOR_SETTINGS if k in overrides}
     settings = inference_settings(family.inference, entry, card, overrides)
+    classifier = settings.get("classifier")
+    if isinstance(classifier, str) and classifier.endswith((".keras", ".h5")) and not os.path.isabs(classifier):
+        settings["classifier"] = os.path.join(folder, classifier)  # shipped beside the weights
     warn_uncalibrated(name, card, inference_settings(family.inference, entry, card, {}), settings)
     model = family.load(entry, folder, **settings)
     apply_thresholds(model, card.get("inference", {}).get("thresholds", {}), **detector_overrides)
@@ -205,6 +217,102 @@ def data_shape(entry):
     return datasets.data_shape(entry["metadata"]["dataset"])
 
 
-def load_classifier(name):
-    """The bare keras classifier of a registered entry (for building other defenses on it)."""
-    return load(name).classifier
+CLASSIFIER_FILE = "classifier.keras"
+
+
+def load_classifier(spec):
+    """The bare keras classifier (of logits) that ``spec`` names: a registered entry, a saved Keras
+    model (``.keras`` or ``.h5``), or a keras model itself. A classifier ending in a softmax comes back
+    without it (`tfdefense.logits.logits_model`)."""
+    import keras
+
+    if isinstance(spec, keras.Model):
+        return logits_model(spec)
+    if isinstance(spec, str) and spec.endswith((".keras", ".h5")):
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"classifier file {spec} does not exist.")
+        try:
+            model = keras.saving.load_model(spec, compile=False)
+        except Exception as e:  # keras raises many kinds for a damaged or foreign file
+            raise ValueError(f"could not load the classifier {spec} as a Keras model ({type(e).__name__}: "
+                             f"{str(e)[:200]}).") from e
+        return logits_model(model)
+    if spec is None:
+        raise ValueError("this defense needs a classifier: classifier=NAME, a .keras file or a keras model.")
+    return load(spec).classifier
+
+
+def user_entry(family, data, classifier=None, name=None, config=None):
+    """An entry of ``family`` trained on ``data`` (a `tfdefense.datasets` name: ``tfds:NAME``, a
+    ``.npz`` path, a folder, or one given to `datasets.register`).
+
+    The family's MNIST entry is the template: its config, training schedule and inference settings,
+    with ``image_shape`` and ``num_classes`` read from the data (the family's ``adapt`` hook may pick
+    another architecture for that shape) and ``config`` applied last. ``classifier`` (a saved Keras
+    model) guides the classifier-guided families and is copied into the trained folder, so the
+    defense loads from that folder alone.
+    """
+    fam = get_family(family)
+    templates = [e for e in _ENTRIES.values() if e["family"] == family and e["metadata"].get("dataset") == "mnist"]
+    if not templates:
+        raise ValueError(f"the {family!r} family has no MNIST entry to start from.")
+    entry = copy.deepcopy(templates[0])
+    image_shape, num_classes = datasets.data_shape(data)
+    if not fam.any_shape and image_shape != datasets.MNIST_SHAPE:
+        raise ValueError(f"the {family!r} family is built for 28x28x1 images only so far; {data} holds "
+                         f"{image_shape} images. Shape-generic families: "
+                         f"{', '.join(sorted(f.name for f in _FAMILIES.values() if f.any_shape))}.")
+    source = os.path.abspath(data) if os.path.exists(data) else data
+    entry_config = {**entry["config"], "image_shape": list(image_shape), "num_classes": num_classes}
+    if fam.adapt:
+        entry_config = fam.adapt(entry_config, image_shape)
+    entry_config.update(config or {})
+    name = name or f"{family}_{_slug(data)}"
+    entry["train"] = {k: v for k, v in entry.get("train", {}).items() if k != "init_from"}  # MNIST weights
+    entry.update(name=name, path=name, config=entry_config, _user=True,
+                 metadata={"dataset": source, "description": f"{family} trained on {datasets.describe(data)}.",
+                           "reported": {}, "reference": entry["metadata"].get("reference", "")})
+    if classifier is not None:
+        if not (isinstance(classifier, str) and os.path.isfile(classifier)):
+            raise ValueError(f"--classifier must be a saved Keras model file; {classifier!r} is not a file.")
+        entry["_classifier_file"] = os.path.abspath(classifier)
+        entry["inference"] = dict(entry.get("inference", {}), classifier=CLASSIFIER_FILE)
+        if "classifier" in entry_config:
+            entry_config["classifier"] = entry["_classifier_file"]
+    elif "classifier" in entry_config or "classifier" in entry.get("inference", {}):
+        entry["inference"] = dict(entry.get("inference", {}), classifier=None)
+        if "classifier" in entry_config:
+            raise ValueError(f"the {family!r} family trains against the classifier it protects; pass "
+                             "--classifier=PATH.keras (your saved Keras model).")
+    return entry
+
+
+def _slug(data):
+    base = os.path.basename(os.path.normpath(data)) if os.path.exists(data) else data.split(":")[-1]
+    return "".join(c if c.isalnum() else "_" for c in os.path.splitext(base)[0]).strip("_").lower() or "data"
+
+
+def register_folder(folder):
+    """Registers the defense trained into ``folder`` (its card names family, config and data) and
+    returns its name, so `load`, evaluation, calibration and export take it like any entry."""
+    card = cards.read_card(folder, verify=True)
+    for key in ("name", "family", "architecture", "dataset"):
+        if key not in card:
+            raise WeightsError(f"{folder}/card.json lacks {key!r}; it is not a tfdefense training export.")
+    name = card["name"]
+    entry = {"family": card["family"], "config": card["architecture"], "path": os.path.abspath(folder),
+             "inference": card.get("inference_defaults", {}),
+             "metadata": {"dataset": card["dataset"], "description": card.get("description", ""),
+                          "reported": card.get("reported", {}), "reference": card.get("reference", "")}}
+    if name in _ENTRIES:
+        if _ENTRIES[name]["family"] != entry["family"]:
+            raise ValueError(f"{folder} holds a {entry['family']} model named {name!r}, but {name!r} is a "
+                             f"registered {_ENTRIES[name]['family']} entry.")
+        return name
+    register(name, entry)
+    return name
+
+
+def load_folder(folder, **overrides):
+    """`load` for a defense you trained: ``tfdefense.load_folder("runs/magnet_mine/export")``."""
+    return load(register_folder(folder), folder, **overrides)

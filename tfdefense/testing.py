@@ -104,3 +104,33 @@ def register_tiny_entry(family):
                     inference={**base.get("inference", {}), **tiny.get("inference", {})})
         registry.register(name, base)
     return name
+
+
+def colour_images(n=60, shape=(32, 32, 3), classes=3, seed=0):
+    """uint8 images of ``shape`` (a bright band whose row depends on the class, on noise) and their classes."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    images = rng.integers(0, 60, (n, *shape))
+    band = max(1, shape[0] // classes)
+    for i, label in enumerate(labels):
+        images[i, label * band:(label + 1) * band, :, label % shape[2]] += 180
+    return np.clip(images, 0, 255).astype(np.uint8), labels
+
+
+def tiny_classifier(shape, classes, softmax=True):
+    """A user's small keras classifier (ending in a softmax, as many do)."""
+    import keras
+
+    return keras.Sequential([keras.Input(shape), keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
+                             keras.layers.Flatten(),
+                             keras.layers.Dense(classes, activation="softmax" if softmax else None)])
+
+
+def user_data(folder, shape=(32, 32, 3), classes=3, n=70):
+    """Writes ``data.npz`` and a saved ``classifier.keras`` for ``shape`` under ``folder``; returns both paths."""
+    x, y = colour_images(n, shape, classes)
+    data = os.path.join(folder, "data.npz")
+    np.savez(data, x=x, y=y)
+    path = os.path.join(folder, "classifier.keras")
+    tiny_classifier(shape, classes).save(path)
+    return data, path

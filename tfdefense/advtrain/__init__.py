@@ -85,7 +85,8 @@ def _build_for_training(entry, config):
 
 registry.register_family(registry.Family("advtrain", _build_for_training, classifier_io.save, classifier_io.measure,
                                          classifier_io.load, warm_start=classifier_io.warm_start,
-                                         tiny={"config": {"arch": "c", "steps": 2, "step_size": 0.1}}))
+                                         tiny={"config": {"arch": "c", "steps": 2, "step_size": 0.1}},
+                                         any_shape=True))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)
 

@@ -97,7 +97,7 @@ def _warm_start(model, entry, folder):
 
 registry.register_family(registry.Family("apegan", _build_for_training, _save, _measure, _load,
                                          inference={"classifier": None}, warm_start=_warm_start,
-                                         tiny={"config": {"filters": 2}}))
+                                         tiny={"config": {"filters": 2}}, any_shape=True))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)
 

@@ -40,7 +40,7 @@ def _build_for_training(entry, config):
 
 registry.register_family(registry.Family("classifier", _build_for_training, classifier_io.save, classifier_io.measure,
                                          classifier_io.load, warm_start=classifier_io.warm_start,
-                                         tiny={"config": {"arch": "c"}}))
+                                         tiny={"config": {"arch": "c"}}, any_shape=True))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)
 

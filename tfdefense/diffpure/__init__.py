@@ -121,7 +121,7 @@ def _warm_start(model, entry, folder):
 registry.register_family(registry.Family(
     "diffpure", _build_for_training, _save, _measure, _load,
     inference={"classifier": None, "t_star": 150, "steps": 10, "eta": 1.0},
-    warm_start=_warm_start,
+    warm_start=_warm_start, any_shape=True,
     tiny={"config": {"filters": 8, "multipliers": [1, 2]}, "inference": {"t_star": 20, "steps": 2}}))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)

@@ -118,7 +118,8 @@ def _warm_start(model, entry, folder):
 registry.register_family(registry.Family("magnet", _build_for_training, _save, _measure, _load,
                                          inference={"classifier": None},
                                          calibration={"fpr": 0.001, "n": None}, warm_start=_warm_start,
-                                         tiny={"config": {"latent_dim": 4, "filters": 2}}))
+                                         tiny={"config": {"latent_dim": 4, "filters": 2}},
+                                         any_shape=True, adapt=builders.adapt))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)
 

@@ -46,6 +46,13 @@ def _meng_chen(structure, image_shape):
     return enc, keras.Sequential(decoder, name="decoder")
 
 
+def adapt(config, image_shape):
+    """A user entry's architecture: MagNet's own CIFAR-10 autoencoder for colour images."""
+    if image_shape[-1] == 3 and "arch" not in config:
+        return {**config, "arch": "meng_chen", "structure": [16]}
+    return config
+
+
 def autoencoder(config, image_shape=MNIST_SHAPE):
     """(encoder, decoder) for an entry's ``config`` and an image shape."""
     image_shape = tuple(int(d) for d in image_shape)
