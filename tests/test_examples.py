@@ -41,3 +41,13 @@ def test_serving_client_writes_the_body_and_says_when_no_server_answers(real_dat
         client.main()
     import json
     assert np.asarray(json.load(open(body))["instances"]).shape == (1, 28, 28, 1)
+
+
+def test_protect_your_classifier_runs_end_to_end(tmp_path):
+    """examples/protect_your_classifier.py on tiny sizes: a softmax classifier on 32x32x3 arrays, MagNet and
+    APE-GAN trained for it, gray- and white-box evaluated, exported, the served labels equal to Python's."""
+    results = _load("protect_your_classifier").main(["--tiny", f"--workdir={tmp_path}"])
+    assert set(results) == {"magnet", "apegan"}
+    for family, r in results.items():
+        assert r["served_labels_match"], family
+        assert {"gray_fgsm", "gray_pgd", "white_fgsm", "white_pgd"} <= set(r)

@@ -81,3 +81,26 @@ def test_inference_settings_are_checked_and_any_entry_exports(tmp_path):
     out = _run("export", "classifier_c_mnist", str(tmp_path))
     assert out.returncode == 0, out.stderr[-2000:]
     assert os.path.isfile(tmp_path / "classifier_c_mnist" / "1" / "saved_model.pb")
+
+
+def test_train_evaluate_export_a_defense_for_your_data(tmp_path, capsys):
+    """The command-line path of a user with a saved Keras classifier and 32x32x3 arrays."""
+    from tfdefense import cli, testing
+
+    data, classifier = testing.user_data(str(tmp_path), (32, 32, 3), classes=3)
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "magnet", f"--data={data}", f"--classifier={classifier}", f"--workdir={run}",
+                     "--epochs=1", "--steps_per_epoch=1", "--batch_size=8", "--name=magnet_yours"]) == 0
+    export_dir = os.path.join(run, "export")
+    assert {"autoencoder.weights.h5", "classifier.keras"} <= set(os.listdir(export_dir))
+    capsys.readouterr()
+    assert cli.main(["evaluate", f"--model={export_dir}", "--attacks=fgsm", "--threat=gray,white", "--n=8"]) == 0
+    out = capsys.readouterr().out
+    assert "magnet_yours" in out and "| gray | fgsm" in out and "| white | fgsm" in out
+    assert cli.main(["export", f"--model={export_dir}", str(tmp_path / "serving")]) == 0
+    assert os.path.isdir(tmp_path / "serving" / "magnet_yours" / "1")
+    # a family is not an entry, and --data needs a family
+    assert cli.main(["train", "magnet", f"--workdir={run}2"]) == 1
+    assert "is a family" in capsys.readouterr().err
+    assert cli.main(["train", "magnet_mnist", f"--data={data}"]) == 1
+    assert "trains a family" in capsys.readouterr().err
