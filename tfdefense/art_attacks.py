@@ -118,3 +118,41 @@ def jsma(logits_fn, x, y, *, theta=1.0, gamma=0.1, batch_size=128, seed=0):
 # CW-Linf is the package's own batched one (`tfdefense.attacks.cw_linf`): ART's handles one image at a
 # time and took over 150 s per MNIST image here.
 ATTACKS = {"autoattack": autoattack, "square": square, "jsma": jsma}
+
+
+def as_preprocessor(model, seed=0, bpda=None):
+    """A zoo purifier as an ART `PreprocessorTensorFlowV2`, for ART users who bring their own estimator.
+
+    Its ``forward`` is the real purifier of ``model`` (a `DefendedClassifier`, detectors' routing included)
+    with the gradient its threat model calls for (`threats.purified_fn`: exact when the purifier is
+    differentiable, BPDA through its declared surrogate otherwise); ``estimate_forward`` is that surrogate
+    (or the purifier itself when differentiable). ART differentiates ``forward`` when every preprocessor is
+    a TensorFlow one and ``estimate_forward`` otherwise; both give the same gradient here. A random purifier
+    draws from ``seed``; average over seeds (EOT) with ART's own tools or `threats.white_box_fn`.
+
+    Example:
+        >>> from art.estimators.classification import TensorFlowV2Classifier     # doctest: +SKIP
+        >>> clf = TensorFlowV2Classifier(my_model, nb_classes=10, input_shape=(32, 32, 3), clip_values=(0, 1),
+        ...     preprocessing_defences=[as_preprocessor(tfdefense.load_folder("runs/magnet_yours/export"))])
+    """
+    _art()
+    from art.defences.preprocessor.preprocessor import PreprocessorTensorFlowV2
+
+    purify = threats.purified_fn(model, seed, bpda)
+    exact = threats.gradient_kind(model, bpda) == "exact"
+    surrogate = tf.identity if threats.gradient_kind(model, bpda) == "bpda:identity" else model.purifier.surrogate
+
+    class ZooPurifier(PreprocessorTensorFlowV2):
+        """`tfdefense` purifier of one zoo model (see `as_preprocessor`)."""
+
+        def __init__(self):
+            super().__init__(is_fitted=True, apply_fit=False, apply_predict=True)
+
+        def forward(self, x, y=None):
+            return purify(tf.cast(x, tf.float32)), y
+
+        def estimate_forward(self, x, y=None):
+            x = tf.cast(x, tf.float32)
+            return purify(x) if exact else surrogate(x)
+
+    return ZooPurifier()

@@ -62,3 +62,28 @@ def test_art_attacks_fool_a_toy_model_within_their_budget(toy, name, kwargs):
         assert np.max(np.abs(x_adv - x[:8])) <= kwargs["eps"] + 1e-5
     fooled = np.mean(np.argmax(np.asarray(fn(x_adv)), 1) != y[:8])
     assert fooled > 0, f"{name} fooled no image of a toy model"
+
+
+def test_zoo_purifier_as_art_preprocessor_forward_is_real_and_gradient_is_declared(tiny_data_dir):
+    """An ART user's own estimator with a zoo purifier in front: predictions are those of the defense,
+    and the loss gradient is the BPDA one the threat model declares (G(F(x)) for a latent search)."""
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    from tfdefense.networks import classifier_c, decoder, encoder
+
+    keras.utils.set_random_seed(0)
+    defense = build_defended(encoder(4, 2), decoder(4, 2), classifier_c(units=8), steps=2, threshold=None)
+    x, y = testing.blob_images(4, seed=3)
+    clf = TensorFlowV2Classifier(defense.classifier, nb_classes=10, input_shape=(28, 28, 1), clip_values=(0, 1),
+                                 loss_object=tf.keras.losses.CategoricalCrossentropy(from_logits=True),
+                                 preprocessing_defences=[art_attacks.as_preprocessor(defense)])
+    np.testing.assert_allclose(clf.predict(x), defense.defend(x)["logits"], atol=1e-5)
+    grad = clf.loss_gradient(x, np.eye(10)[y])
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(  # ART's loss: a batch mean
+            y, threats.white_box_fn(defense)(xt), from_logits=True))
+    expected = tape.gradient(loss, xt).numpy()
+    assert np.abs(grad).sum() > 0
+    np.testing.assert_allclose(grad, expected, rtol=1e-3, atol=1e-6)
