@@ -20,7 +20,6 @@ Example:
 import numpy as np
 
 from tfdefense import attacks, cards, datasets, progress, registry, store
-from tfdefense.defended import inference_settings
 from tfdefense.purification import threshold_at_fpr
 
 STEP_SIZES = (0.001, 0.003, 0.01, 0.03, 0.1)
@@ -56,7 +55,7 @@ def calibrate(name, folder=None, *, fpr=None, n=None, eps=0.3, seed=0, **options
         x, y = x[index], y[index]
 
     def build(**settings):
-        model = family.load(entry, folder, **inference_settings(family.inference, entry, card, settings))
+        model = family.load(entry, folder, **registry.settings_for(entry, folder, card, settings))
         registry.apply_thresholds(model, {}, **({"threshold": None} if model.thresholds else {}))
         return model
 

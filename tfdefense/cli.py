@@ -210,7 +210,7 @@ def cmd_card(args):
 def cmd_leaderboard(args):
     from tfdefense import leaderboard
 
-    table = leaderboard.write(args.output)
+    table = leaderboard.write(args.output, models=args.model)
     if args.readme:
         leaderboard.write_readme_table(args.readme, table)
     print(f"{args.output}: {len(table)} models")
@@ -309,6 +309,8 @@ def parser():
     p.add_argument("--output", default="docs/leaderboard.md", help="default: docs/leaderboard.md (in the "
                    "current folder)")
     p.add_argument("--readme", help="also rewrite the zoo table between the markers in this README")
+    p.add_argument("--model", action="append", default=[], metavar="DIR",
+                   help="add a defense you trained (its export/ folder, evaluated with --update-card); repeatable")
     return top
 
 

@@ -93,10 +93,15 @@ def test_train_evaluate_export_a_defense_for_your_data(tmp_path, capsys):
                      "--epochs=1", "--steps_per_epoch=1", "--batch_size=8", "--name=magnet_yours"]) == 0
     export_dir = os.path.join(run, "export")
     assert {"autoencoder.weights.h5", "classifier.keras"} <= set(os.listdir(export_dir))
+    assert cli.main(["calibrate", f"--model={export_dir}", "--n=8"]) == 0
     capsys.readouterr()
-    assert cli.main(["evaluate", f"--model={export_dir}", "--attacks=fgsm", "--threat=gray,white", "--n=8"]) == 0
+    assert cli.main(["evaluate", f"--model={export_dir}", "--attacks=fgsm", "--threat=gray,white", "--n=8",
+                     "--update-card"]) == 0
     out = capsys.readouterr().out
     assert "magnet_yours" in out and "| gray | fgsm" in out and "| white | fgsm" in out
+    board = tmp_path / "board" / "leaderboard.md"
+    assert cli.main(["leaderboard", f"--output={board}", f"--model={export_dir}"]) == 0
+    assert "magnet_yours" in board.read_text()
     assert cli.main(["export", f"--model={export_dir}", str(tmp_path / "serving")]) == 0
     assert os.path.isdir(tmp_path / "serving" / "magnet_yours" / "1")
     # a family is not an entry, and --data needs a family

@@ -62,26 +62,29 @@ def white_results(robustness):
     return out
 
 
-def rows():
-    """One dict per entry whose card holds measured robustness."""
-    out = []
-    for name in registry.list_models():
-        card = store.card(name)
-        robustness = (card or {}).get("measured", {}).get("robustness")
-        if not robustness:
-            continue
-        clean = card["measured"].get("clean_accuracy_defended") or card["measured"].get("clean_accuracy")
-        strongest = strongest_white(white_results(robustness))
-        row = {"name": name, "dataset": card["dataset"], "clean": clean, "results": {}, "reported": {},
-               "strongest_white": strongest, "epochs": cards.epochs_trained(card.get("training", {}))}
-        for threat, attack in COLUMNS:
-            row["results"][(threat, attack)] = robustness.get(threat, {}).get(attack)
-            row["reported"][(threat, attack)] = card.get("reported", {}).get(threat, {}).get(REPORTED_KEYS[attack])
-        if strongest:
-            row["reported"]["white"] = card.get("reported", {}).get("white_box", {}).get(
-                REPORTED_KEYS.get(strongest[0], strongest[0]))
-        out.append(row)
-    return out
+def rows(models=()):
+    """One dict per entry whose card holds measured robustness, then one per defense folder in ``models``
+    (defenses you trained: their ``export/`` folders)."""
+    named = [(name, store.card(name)) for name in registry.list_models()]
+    named += [(card["name"], card) for card in (cards.read_card(folder, verify=False) for folder in models)]
+    return [row for row in (_row(name, card) for name, card in named) if row]
+
+
+def _row(name, card):
+    robustness = (card or {}).get("measured", {}).get("robustness")
+    if not robustness:
+        return None
+    clean = card["measured"].get("clean_accuracy_defended") or card["measured"].get("clean_accuracy")
+    strongest = strongest_white(white_results(robustness))
+    row = {"name": name, "dataset": card["dataset"], "clean": clean, "results": {}, "reported": {},
+           "strongest_white": strongest, "epochs": cards.epochs_trained(card.get("training", {}))}
+    for threat, attack in COLUMNS:
+        row["results"][(threat, attack)] = robustness.get(threat, {}).get(attack)
+        row["reported"][(threat, attack)] = card.get("reported", {}).get(threat, {}).get(REPORTED_KEYS[attack])
+    if strongest:
+        row["reported"]["white"] = card.get("reported", {}).get("white_box", {}).get(
+            REPORTED_KEYS.get(strongest[0], strongest[0]))
+    return row
 
 
 def to_markdown(table):
@@ -205,9 +208,10 @@ def write_readme_table(path, table):
     cards.write_text(path, f"{head}{README_BEGIN}\n{zoo_table(table)}{README_END}{tail}")
 
 
-def write(path="docs/leaderboard.md"):
-    """Writes the markdown page and ``leaderboard.png`` beside it; returns the rows."""
-    table = rows()
+def write(path="docs/leaderboard.md", models=()):
+    """Writes the markdown page and ``leaderboard.png`` beside it; returns the rows (the zoo's entries, then
+    the defense folders in ``models``)."""
+    table = rows(models)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     text = to_markdown(table)

@@ -164,15 +164,22 @@ def load(name, folder=None, **overrides):
     folder, card = store.resolve(entry["path"], folder)
     family = get_family(entry["family"])
     detector_overrides = {k: overrides.pop(k) for k in DETECTOR_SETTINGS if k in overrides}
-    settings = inference_settings(family.inference, entry, card, overrides)
-    classifier = settings.get("classifier")
-    if isinstance(classifier, str) and classifier.endswith((".keras", ".h5")) and not os.path.isabs(classifier):
-        settings["classifier"] = os.path.join(folder, classifier)  # shipped beside the weights
+    settings = settings_for(entry, folder, card, overrides)
     warn_uncalibrated(name, card, inference_settings(family.inference, entry, card, {}), settings)
     model = family.load(entry, folder, **settings)
     apply_thresholds(model, card.get("inference", {}).get("thresholds", {}), **detector_overrides)
     model.card = card
     return model
+
+
+def settings_for(entry, folder, card, overrides):
+    """The inference settings ``family.load`` receives (`inference_settings`), with a classifier file named
+    relative to the weights (a defense you trained ships ``classifier.keras`` beside them) made absolute."""
+    settings = inference_settings(get_family(entry["family"]).inference, entry, card, overrides)
+    classifier = settings.get("classifier")
+    if isinstance(classifier, str) and classifier.endswith((".keras", ".h5")) and not os.path.isabs(classifier):
+        settings["classifier"] = os.path.join(folder, classifier)
+    return settings
 
 
 def warn_uncalibrated(name, card, published, settings):
