@@ -289,13 +289,18 @@ def _store_report(card, report):
             "rejection_rate": round(r.rejection_rate, 4), "accuracy_or_rejected": round(r.accuracy_or_rejected, 4),
             "n": r.n, "params": r.params, "seed": report.seed, "split": report.split,
             **{k: round(getattr(r, k), 4) for k in ("mean_linf_fooled", "mean_l2_fooled", "detection_rate",
-                                                      "accuracy_or_detected") if getattr(r, k, None) is not None}}
+                                                      "accuracy_or_detected", "accuracy_k_queries")
+               if getattr(r, k, None) is not None},
+            **({"queries_k": r.queries_k} if getattr(r, "queries_k", None) else {})}
     measured = card["measured"]
     clean_key = "clean_accuracy_defended" + settings_suffix(overrides)
     # A run on fewer images (a white-box run at n=100, say) never replaces a figure measured on more.
     if report.n >= measured.get(clean_key, {}).get("n", 0):
         measured[clean_key] = {"value": round(report.clean["accuracy_defended"], 4),
-                               "n": report.n, "split": report.split, "seed": report.seed}
+                               "n": report.n, "split": report.split, "seed": report.seed,
+                               **({"queries_k": report.clean["queries_k"],
+                                   "accuracy_k_queries": round(report.clean["accuracy_k_queries"], 4)}
+                                  if report.clean.get("queries_k") else {})}
     if report.detector and report.detector.get("n", 0) >= measured.get("detector", {}).get("n", 0):
         measured["detector"] = report.detector
     if report.substitute:

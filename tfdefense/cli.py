@@ -168,7 +168,7 @@ def cmd_evaluate(args):
                          output_dir=args.output_dir, sweep=args.sweep, sweep_n=args.sweep_n,
                          sweep_range=[float(v) for v in args.sweep_range], sweep_attacks=args.sweep_attacks,
                          run_sanity=args.sanity, update_card=args.update_card, split=args.split,
-                         source=source, data=args.data, **_inference_overrides(args))
+                         source=source, data=args.data, k_queries=args.queries, **_inference_overrides(args))
     print(report.to_markdown())
 
 
@@ -279,6 +279,8 @@ def parser():
     p.add_argument("--sweep_range", type=_csv, default=["0", "0.4"], help="smallest,largest eps of --sweep")
     p.add_argument("--sweep_attacks", type=_csv, default=["fgsm", "pgd"], help="gray-box attacks of --sweep")
     p.add_argument("--sanity", action="store_true", help="run the built-in sanity checks")
+    p.add_argument("--queries", type=int, default=10, help="a random defense is also scored when it must answer "
+                   "each input right under K seeds (default: 10; 1 skips it)")
     p.add_argument("--update-card", "--update_card", dest="update_card", action="store_true",
                    help="write the measured numbers into the card of the local store (or --source)")
     p.add_argument("--data", help="evaluate on this data instead of the model's own (same shape): tfds:NAME, "

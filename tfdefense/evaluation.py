@@ -114,6 +114,11 @@ class AttackResult:
     # inputs are purified rather than rejected (AE-GAN+rs, FM-Defense's salvageable zone).
     detection_rate: float = None
     accuracy_or_detected: float = None
+    # A random defense answered k times (seeds 0..k-1): the fraction right every time. An attacker who
+    # may query k times breaks an input if any answer is wrong (auto-attack #105), so this is the
+    # figure a randomized defense is judged by beside the one-shot accuracy.
+    queries_k: int = None
+    accuracy_k_queries: float = None
 
 
 @dataclasses.dataclass
@@ -147,7 +152,9 @@ class Report:
                  f"{self.dataset} `{self.split}` split, n={self.n}, seed={self.seed}. Settings: "
                  f"`{json.dumps(self.settings)}`.", "",
                  f"Clean: undefended {c['accuracy_undefended']:.3f}, defended {c['accuracy_defended']:.3f}, "
-                 f"flagged {_fmt(c.get('detection_rate', c['rejection_rate']))}, rejected {c['rejection_rate']:.3f}.",
+                 f"flagged {_fmt(c.get('detection_rate', c['rejection_rate']))}, rejected {c['rejection_rate']:.3f}"
+                 + (f"; right under all of {c['queries_k']} seeds {c['accuracy_k_queries']:.3f}." if c.get("queries_k")
+                    else "."),
                  "", "| threat | attack | params | no defense | defended | flagged | rejected | defended or rejected "
                  "| fooled and unflagged | mean Linf | mean L2 | L2 of the fooled | time (s) |",
                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -159,7 +166,8 @@ class Report:
                          f"| {_fmt(r.get('detection_rate'))} | {r['rejection_rate']:.3f} "
                          f"| {r['accuracy_or_rejected']:.3f} | {_fmt(r.get('fooled_undetected'))} "
                          f"| {r['mean_linf']:.3f} | {r['mean_l2']:.3f} | {_fmt(r.get('mean_l2_fooled'))} "
-                         f"| {r['wall_time_s']:.0f} |")
+                         f"| {r['wall_time_s']:.0f} |"
+                         + (f" {r['queries_k']} queries: {r['accuracy_k_queries']:.3f} |" if r.get("queries_k") else ""))
         if self.substitute:
             lines += ["", f"Black-box substitute: `{json.dumps(self.substitute)}`."]
         if self.detector:
@@ -227,9 +235,29 @@ def run_attack(attack, logits_fn, x, y, params, seed, model=None):
     return ATTACKS[attack](logits_fn, x, y, **kwargs)
 
 
-def measure(model, classifier, attack, threat, params, x, x_adv, y, seconds):
-    """An `AttackResult` for adversarial images ``x_adv`` of ``x``."""
+K_QUERIES = 10
+
+
+def is_random(model):
+    """Whether a defense's answer depends on its seed (a random purifier or detector)."""
+    purifier = getattr(model, "purifier", None)
+    return bool((purifier is not None and purifier.random) or any(d.random for d in getattr(model, "detectors", [])))
+
+
+def k_query_accuracy(model, x, y, k=K_QUERIES, first=None):
+    """The fraction of ``x`` a random defense labels right under each of seeds 0..k-1 (``first``: the
+    labels of seed 0, already computed)."""
+    right = (first if first is not None else model.defend(x, seed=0)["label"]) == y
+    for seed in range(1, k):
+        right &= model.defend(x, seed=seed)["label"] == y
+    return float(np.mean(right))
+
+
+def measure(model, classifier, attack, threat, params, x, x_adv, y, seconds, k_queries=K_QUERIES):
+    """An `AttackResult` for adversarial images ``x_adv`` of ``x``; for a random defense also the
+    accuracy when it is asked ``k_queries`` times (`k_query_accuracy`)."""
     label, flagged, rejected = defended_outputs(model, x_adv, desc=f"{threat} {attack} defended")
+    k = k_queries if k_queries and k_queries > 1 and is_random(model) else None
     delta = (x_adv - x).reshape(len(x), -1)
     correct = label == y
     fooled = ~correct & ~flagged
@@ -243,7 +271,8 @@ def measure(model, classifier, attack, threat, params, x, x_adv, y, seconds):
         mean_linf=float(linf.mean()), mean_l2=float(l2.mean()), wall_time_s=round(seconds, 1),
         fooled_undetected=float(np.mean(fooled)),
         mean_linf_fooled=float(linf[fooled].mean()) if fooled.any() else None,
-        mean_l2_fooled=float(l2[fooled].mean()) if fooled.any() else None)
+        mean_l2_fooled=float(l2[fooled].mean()) if fooled.any() else None,
+        queries_k=k, accuracy_k_queries=k_query_accuracy(model, x_adv, y, k, label) if k else None)
 
 
 def has_attackable_detector(model):
@@ -274,7 +303,7 @@ def attack_fn(model, threat, attack, substitute=None, white_box=None):
 
 def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), eps=0.3, seed=0,
              params=None, name=None, dataset="", split="", holdout=None, black_box=None, white_box=None,
-             detector_aware=True, on_result=None):
+             detector_aware=True, on_result=None, k_queries=K_QUERIES):
     """Measures clean and adversarial accuracy of a (defended) model.
 
     Args:
@@ -294,6 +323,8 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
             model has a detector.
         on_result: called with the `Report` after each attack's result is
             added (the harness writes the report so far: a killed run keeps it).
+        k_queries: for a random defense, also the accuracy when every input is
+            answered under seeds 0..k-1 and must be right each time (1: skip).
 
     Returns:
         A `Report`.
@@ -312,6 +343,9 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
     clean = {"accuracy_undefended": accuracy(classifier, x, y, desc="clean undefended"),
              "accuracy_defended": float(np.mean(label == y)), "rejection_rate": float(np.mean(rejected)),
              "detection_rate": float(np.mean(flagged))}
+    k = k_queries if k_queries and k_queries > 1 and is_random(model) else None
+    if k:
+        clean.update(queries_k=k, accuracy_k_queries=k_query_accuracy(model, x, y, k, label))
     report = Report(model=name or getattr(model, "name", "model"), dataset=dataset, split=split, n=int(len(x)),
                     seed=seed, clean=clean, results=[],
                     settings={"eps": eps, "threats": list(threats), "attacks": list(attacks),
@@ -339,7 +373,7 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
             x_adv = run_attack(attack, logits_fn, x[:n], y[:n], p, seed, model)
             report.examples[f"{threat}/{attack}"] = x_adv[:8]
             report.results.append(measure(model, classifier, attack, threat, p, x[:n], x_adv, y[:n],
-                                          time.time() - start))
+                                          time.time() - start, k_queries=k_queries))
             if on_result is not None:
                 on_result(report)
     return report

@@ -25,7 +25,8 @@ def sample(dataset, n, seed, split="eval"):
 
 def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0.3, seed=0, params=None,
         black_box=None, white_box=None, output_dir=None, sweep=0, sweep_n=200, sweep_range=(0.0, 0.4), sweep_attacks=("fgsm", "pgd"),
-        run_sanity=False, update_card=False, split="eval", source=None, data=None, **overrides):
+        run_sanity=False, update_card=False, split="eval", source=None, data=None,
+        k_queries=evaluation.K_QUERIES, **overrides):
     """Evaluates a registered model and writes its report.
 
     Args:
@@ -43,6 +44,7 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
             ``export/``) instead of the published ones.
         data: draw the images from this `tfdefense.datasets` source instead of the
             model's own dataset (same image shape).
+        k_queries: a random defense is also scored answering each input under k seeds.
         **overrides: inference settings for `tfdefense.load`.
 
     Returns:
@@ -58,7 +60,8 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     holdout = datasets.load(dataset, "holdout")[0] if "black" in threats else None
     report = evaluation.evaluate(model, x, y, attacks=attacks, threats=threats, eps=eps, seed=seed, params=params,
                                  name=name, dataset=dataset, split=split, holdout=holdout,
-                                 black_box=black_box, white_box=white_box or None, on_result=_writer(output_dir, overrides, weights) if output_dir else None)
+                                 black_box=black_box, white_box=white_box or None, k_queries=k_queries,
+                                 on_result=_writer(output_dir, overrides, weights) if output_dir else None)
     report.settings.update(overrides=overrides, weights=weights)
     if source:
         report.settings["source"] = source

@@ -42,10 +42,10 @@ def defend(classifier, family, data, *, workdir=None, name=None, resume=False, c
     Returns:
         A `DefendedClassifier`; its ``.card`` holds what was trained and measured.
     """
-    if not isinstance(data, str):
-        data_name = name or f"{family}_data"
-        datasets.register(data_name, data)
-        data = data_name
+    if not isinstance(data, str):  # in-memory data: registered under the defense's name
+        name = name or f"{family}_yours"
+        datasets.register(name, data)
+        data = name
     name = name or f"{family}_{registry._slug(data)}"
     workdir = workdir or os.path.join("runs", name)
     os.makedirs(workdir, exist_ok=True)
