@@ -100,16 +100,31 @@ def tune_step_size(build, x, y, *, eps=0.3, seed=0, step_sizes=STEP_SIZES, attac
         ``({"step_size": best}, table)`` with the accuracy per attack and step size.
     """
     model = build(step_size=step_sizes[0])
-    adversarial = {a: attacks.ATTACKS[a](model.classifier, x, y, eps=eps, **({"seed": seed} if a == "pgd" else {}))
-                   for a in attacks_used}
+    adversarial = gray_box_examples(model, x, y, eps=eps, seed=seed, attacks_used=attacks_used)
     table = {a: {} for a in attacks_used}
     if model.purifier.encoder is not None:
         for a, x_adv in adversarial.items():
             cheap = np.argmax(np.asarray(model.classifier(model.purifier.surrogate(x_adv), training=False)), axis=1)
             table[a]["0 (G(F(x)), no search)"] = round(float(np.mean(cheap == y)), 4)
-    for step_size in progress.bar(step_sizes, desc="step sizes"):
-        candidate = build(step_size=step_size)
-        for a, x_adv in adversarial.items():
-            table[a][str(step_size)] = round(float(np.mean(candidate.defend(x_adv)["label"] == y)), 4)
-    best = max(step_sizes, key=lambda s: min(table[a][str(s)] for a in attacks_used))
-    return {"step_size": best}, table
+    return best_setting(build, y, "step_size", step_sizes, adversarial, table)
+
+
+def gray_box_examples(model, x, y, *, eps, seed, attacks_used):
+    """{attack: adversarial images} crafted on the bare classifier of ``model`` (gray-box)."""
+    return {a: attacks.ATTACKS[a](model.classifier, x, y, eps=eps, **({"seed": seed} if a == "pgd" else {}))
+            for a in attacks_used}
+
+
+def best_setting(build, y, key, values, inputs, table=None):
+    """The value of inference setting ``key`` whose worst accuracy over ``inputs`` ({row: images}, clean
+    images included where clean accuracy must count) is highest; ``(settings, table)`` with every accuracy.
+    Rows of ``table`` under other keys (a reference such as "no search") are reported, not maximised."""
+    table = table or {}
+    for row in inputs:
+        table.setdefault(row, {})
+    for value in progress.bar(values, desc=key):
+        candidate = build(**{key: value})
+        for row, images in inputs.items():
+            table[row][str(value)] = round(float(np.mean(candidate.defend(images)["label"] == y)), 4)
+    best = max(values, key=lambda v: min(table[row][str(v)] for row in inputs))
+    return {key: best}, table
