@@ -89,7 +89,8 @@ def _warm_start(model, entry, folder):
 registry.register_family(registry.Family("aegan", _build_for_training, _save, _measure, defended.load,
                                          inference=defended.INFERENCE_DEFAULTS, tune=calibration.tune_step_size,
                                          warm_start=_warm_start,
-                                         tiny={"config": {"latent_dim": 4, "filters": 2}, "inference": {"steps": 2}}))
+                                         tiny={"config": {"latent_dim": 4, "filters": 2}, "inference": {"steps": 2}},
+                                         any_shape=True))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)
 

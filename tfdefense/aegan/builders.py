@@ -4,6 +4,6 @@ They are shared with MagNet and the Defense-GAN generator, so they live in
 `tfdefense.networks`; this module names them for AE-GAN's users.
 """
 
-from tfdefense.networks import decoder, discriminator, encoder
+from tfdefense.networks import MNIST_SHAPE, decoder, discriminator, encoder
 
-__all__ = ["decoder", "discriminator", "encoder"]
+__all__ = ["MNIST_SHAPE", "decoder", "discriminator", "encoder"]

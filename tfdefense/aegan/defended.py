@@ -29,9 +29,9 @@ def build_defended(encoder, decoder, classifier, steps=15, step_size=0.01, resta
 
 def load_parts(entry, folder):
     """Encoder and decoder with the weights in ``folder``."""
-    config = entry["config"]
-    encoder = networks.encoder(config["latent_dim"], config["filters"])
-    decoder = networks.decoder(config["latent_dim"], config["filters"])
+    config, shape = entry["config"], registry.data_shape(entry)[0]
+    encoder = networks.encoder(config["latent_dim"], config["filters"], input_shape=shape)
+    decoder = networks.decoder(config["latent_dim"], config["filters"], image_shape=shape)
     encoder.load_weights(os.path.join(folder, ENCODER))
     decoder.load_weights(os.path.join(folder, DECODER))
     return encoder, decoder

@@ -67,9 +67,12 @@ class AEGAN(keras.Model):
         """Builds the sub-models from an entry's ``config`` dict and the model."""
         config = dict(config)
         latent_dim, filters = config.pop("latent_dim", 128), config.pop("filters", 64)
+        shape = tuple(config.pop("image_shape", builders.MNIST_SHAPE))
+        config.pop("num_classes", None)
         adversarial = config.get("adversarial", True)
-        return cls(builders.encoder(latent_dim, filters), builders.decoder(latent_dim, filters),
-                   builders.discriminator(filters) if adversarial else None,
+        return cls(builders.encoder(latent_dim, filters, input_shape=shape),
+                   builders.decoder(latent_dim, filters, image_shape=shape),
+                   builders.discriminator(filters, input_shape=shape) if adversarial else None,
                    latent_dim=latent_dim, **config)
 
     def compile(self, d_optimizer=None, g_optimizer=None, e_optimizer=None, **kwargs):

@@ -90,7 +90,8 @@ def build_defended(generator, classifier, steps=200, restarts=10, step_size=0.01
 
 def _load(entry, folder, classifier, **settings):
     classifier = registry.load_classifier(classifier)
-    generator = networks.decoder(entry["config"]["latent_dim"], entry["config"]["filters"], name="generator")
+    generator = networks.decoder(entry["config"]["latent_dim"], entry["config"]["filters"],
+                                 image_shape=registry.data_shape(entry)[0], name="generator")
     generator.load_weights(os.path.join(folder, GENERATOR))
     return build_defended(generator, classifier, name=entry["name"], **settings)
 
@@ -132,7 +133,7 @@ registry.register_family(registry.Family("defensegan", _build_for_training, _sav
                                          inference=INFERENCE_DEFAULTS, tune=calibration.tune_step_size,
                                          calibration={"fpr": 0.05, "n": 100}, warm_start=_warm_start,
                                          tiny={"config": {"latent_dim": 4, "filters": 2, "critic_steps": 1},
-                                               "inference": {"steps": 2, "restarts": 2}}))
+                                               "inference": {"steps": 2, "restarts": 2}}, any_shape=True))
 registry.register_family(registry.Family("manifold_classifier", _build_robust, classifier_io.save,
                                          classifier_io.measure, classifier_io.load, warm_start=classifier_io.warm_start, tiny={"config": {"attack_steps": 1, "pairs": 2}}))
 for _name, _entry in {**_entries(), **_robust_entries()}.items():

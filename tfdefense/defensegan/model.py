@@ -55,8 +55,11 @@ class WGANGP(keras.Model):
     def from_config_dict(cls, config):
         config = dict(config)
         latent_dim, filters = config.pop("latent_dim", 128), config.pop("filters", 64)
-        return cls(networks.decoder(latent_dim, filters, name="generator"),
-                   networks.discriminator(filters, name="critic", batch_norm=False), latent_dim=latent_dim, **config)
+        shape = tuple(config.pop("image_shape", networks.MNIST_SHAPE))
+        config.pop("num_classes", None)
+        return cls(networks.decoder(latent_dim, filters, image_shape=shape, name="generator"),
+                   networks.discriminator(filters, input_shape=shape, name="critic", batch_norm=False),
+                   latent_dim=latent_dim, **config)
 
     def compile(self, c_optimizer=None, g_optimizer=None, **kwargs):
         """Adam 1e-4, beta (0.5, 0.9) by default, as in WGAN-GP."""

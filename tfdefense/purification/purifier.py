@@ -32,7 +32,7 @@ class Purifier(PurifierLayer):
     has random starts, so white-box attacks average 4 EOT samples.
 
     Call args:
-        x: float32 images [N, 28, 28, 1].
+        x: float32 images [N, H, W, C].
         seed: int seed for the random restarts.
 
     Returns:
