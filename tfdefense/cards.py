@@ -80,6 +80,16 @@ def sha256(path):
     return h.hexdigest()
 
 
+CLASSIFIER_FILE = "classifier.keras"  # a user's classifier, shipped beside the defense trained for it
+
+
+def _inference_defaults(entry):
+    defaults = dict(entry.get("inference", {}))
+    if entry.get("_classifier_file"):
+        defaults["classifier"] = CLASSIFIER_FILE
+    return defaults
+
+
 def make_card(entry, config, state, measured, folder, files):
     """The card of a freshly trained entry: what was trained, how, and the sha256 of ``files``."""
     return {
@@ -108,7 +118,7 @@ def make_card(entry, config, state, measured, folder, files):
         "reported": entry["metadata"].get("reported", {}),
         "reference": entry["metadata"].get("reference", ""),
         # A defense trained on your data is loaded from its card alone: its inference defaults travel with it.
-        **({"inference_defaults": dict(entry.get("inference", {}))} if entry.get("_user") else {}),
+        **({"inference_defaults": _inference_defaults(entry)} if entry.get("_user") else {}),
         "files": {f: sha256(os.path.join(folder, f)) for f in files},
         "file_sizes": {f: os.path.getsize(os.path.join(folder, f)) for f in files},
     }

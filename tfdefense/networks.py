@@ -57,6 +57,15 @@ def _sizes(length):
     return sizes
 
 
+def upsampled_start(image_shape, upsamplings=3):
+    """(start map size, Cropping2D argument) of a decoder that upsamples a start map by 2 ``upsamplings``
+    times and crops the excess evenly to ``image_shape`` (28: start 4, 32 -> 28 by 2 on each side)."""
+    scale = 2 ** upsamplings
+    start = (math.ceil(image_shape[0] / scale), math.ceil(image_shape[1] / scale))
+    extra = (scale * start[0] - image_shape[0], scale * start[1] - image_shape[1])
+    return start, ((extra[0] // 2, extra[0] - extra[0] // 2), (extra[1] // 2, extra[1] - extra[1] // 2))
+
+
 def decoder(latent_dim=128, filters=64, image_shape=MNIST_SHAPE, name="decoder"):
     """G: code -> image in [0, 1].
 

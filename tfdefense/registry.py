@@ -224,7 +224,7 @@ def data_shape(entry):
     return datasets.data_shape(entry["metadata"]["dataset"])
 
 
-CLASSIFIER_FILE = "classifier.keras"
+CLASSIFIER_FILE = cards.CLASSIFIER_FILE
 
 
 def load_classifier(spec):
@@ -283,7 +283,8 @@ def user_entry(family, data, classifier=None, name=None, config=None):
         if not (isinstance(classifier, str) and os.path.isfile(classifier)):
             raise ValueError(f"--classifier must be a saved Keras model file; {classifier!r} is not a file.")
         entry["_classifier_file"] = os.path.abspath(classifier)
-        entry["inference"] = dict(entry.get("inference", {}), classifier=CLASSIFIER_FILE)
+        # training and measuring use the user's file; the card names the copy shipped beside the weights
+        entry["inference"] = dict(entry.get("inference", {}), classifier=entry["_classifier_file"])
         if "classifier" in entry_config:
             entry_config["classifier"] = entry["_classifier_file"]
     elif "classifier" in entry_config or "classifier" in entry.get("inference", {}):

@@ -214,6 +214,7 @@ registry.register_family(registry.Family(
     inference={"classifier": None, **_UNCALIBRATED, "morphs": 100, "codes": None, "morph_radius": 0.1,
                "search_steps": 10},
     tune=tune, calibration={"fpr": 0.001, "n": 2000}, warm_start=_warm_start,
+    any_shape=True,
     tiny={"config": {"latent_dim": 2, "code_dim": 2, "filters": 2, "hidden": 8, "disc_units": 8, "disc_depth": 1,
                      "dgmm_steps": 1},
           "inference": {"morphs": 3, "search_steps": 2}}))

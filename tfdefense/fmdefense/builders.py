@@ -26,6 +26,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from tfdefense import networks
+
 MNIST_SHAPE = (28, 28, 1)
 CLASSES = 10
 
@@ -55,21 +57,22 @@ def code_network(code_dim=10, filters=32, hidden=128, input_shape=MNIST_SHAPE, n
 
 
 def decoder(input_dim=10, filters=32, hidden=128, image_shape=MNIST_SHAPE, name="decoder"):
-    """Codes [N, input_dim] -> images [N, 28, 28, 1] in [0, 1].
+    """Codes [N, input_dim] -> images [N, H, W, C] in [0, 1] (28x28: a 4x4 map upsampled to 32, cropped by 2).
 
     Example:
         >>> decoder(20).output_shape
         (None, 28, 28, 1)
     """
+    start, crop = networks.upsampled_start(image_shape)
     return keras.Sequential([
         keras.Input((input_dim,)),
         layers.Dense(hidden, activation="relu", name=f"{name}_fc1"),
-        layers.Dense(4 * 4 * 2 * filters, activation="relu", name=f"{name}_fc2"),
-        layers.Reshape((4, 4, 2 * filters)),
+        layers.Dense(start[0] * start[1] * 2 * filters, activation="relu", name=f"{name}_fc2"),
+        layers.Reshape((*start, 2 * filters)),
         *[layers.Conv2DTranspose(f, 4, strides=2, padding="same", activation=keras.activations.leaky_relu,
                                  name=f"{name}_deconv{i + 1}") for i, f in enumerate((2 * filters, filters, filters))],
         layers.Conv2DTranspose(image_shape[-1], 4, padding="same", name=f"{name}_out"),
-        layers.Cropping2D(2),
+        layers.Cropping2D(crop),
         layers.Activation("sigmoid", dtype="float32"),
     ], name=name)
 

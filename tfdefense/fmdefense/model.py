@@ -62,11 +62,13 @@ class FMDefense(keras.Model):
         latent, codes = config.pop("latent_dim", 10), config.pop("code_dim", 10)
         filters, hidden = config.pop("filters", 32), config.pop("hidden", 128)
         units, depth = config.pop("disc_units", 1000), config.pop("disc_depth", 6)
-        return cls(builders.encoder(latent, filters, hidden), builders.decoder(latent, filters, hidden),
-                   builders.tc_discriminator(latent, units, depth), builders.code_network(codes, filters, hidden),
-                   builders.GaussianMixturePrior(dim=codes, name="prior"),
-                   builders.encoder(latent, filters, hidden, name="shared_encoder"),
-                   builders.decoder(latent + codes, filters, hidden, name="enhanced_decoder"), **config)
+        shape = tuple(config.pop("image_shape", builders.MNIST_SHAPE))
+        classes = config.pop("num_classes", builders.CLASSES)
+        return cls(builders.encoder(latent, filters, hidden, shape), builders.decoder(latent, filters, hidden, shape),
+                   builders.tc_discriminator(latent, units, depth), builders.code_network(codes, filters, hidden, shape),
+                   builders.GaussianMixturePrior(classes=classes, dim=codes, name="prior"),
+                   builders.encoder(latent, filters, hidden, shape, name="shared_encoder"),
+                   builders.decoder(latent + codes, filters, hidden, shape, name="enhanced_decoder"), **config)
 
     def compile(self, optimizer=None, d_optimizer=None, g_optimizer=None, e_optimizer=None, **kwargs):
         """One Adam per part (FactorVAE's settings: 1e-4; the discriminator 1e-4 with betas 0.5, 0.9)."""

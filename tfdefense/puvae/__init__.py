@@ -95,9 +95,12 @@ def _build_for_training(entry, config):
 
 
 def _networks(config, dtype=None):
-    return {"trunk": builders.trunk(config["filters"], config["hidden"], dtype=dtype),
-            "head": builders.head(config["latent_dim"], config["hidden"]),
-            "decoder": builders.decoder(config["latent_dim"], config["filters"], output=config["output"])}
+    shape = tuple(config.get("image_shape", builders.MNIST_SHAPE))
+    classes = config.get("num_classes", builders.CLASSES)
+    return {"trunk": builders.trunk(config["filters"], config["hidden"], shape, dtype=dtype),
+            "head": builders.head(config["latent_dim"], config["hidden"], classes),
+            "decoder": builders.decoder(config["latent_dim"], config["filters"], classes, output=config["output"],
+                                        image_shape=shape)}
 
 
 def _save(model, entry, out_dir):
@@ -176,7 +179,8 @@ registry.register_family(registry.Family("puvae", _build_for_training, _save, _m
                                          inference={"classifier": None, "sampling_scale": SAMPLING_SCALE,
                                                     "soft_temperature": 0.01},
                                          calibration={"fpr": 0.001, "n": None}, warm_start=_warm_start,
-                                         tiny={"config": {"latent_dim": 4, "filters": 2, "hidden": 8}}))
+                                         tiny={"config": {"latent_dim": 4, "filters": 2, "hidden": 8}},
+                                         any_shape=True))
 for _name, _entry in _entries().items():
     registry.register(_name, _entry)
 

@@ -19,6 +19,8 @@ Reference:
 import keras
 from keras import layers
 
+from tfdefense import networks
+
 MNIST_SHAPE = (28, 28, 1)
 CLASSES = 10
 OUTPUTS = ("sigmoid", "relu")
@@ -60,7 +62,8 @@ def decoder(latent_dim=32, filters=32, classes=CLASSES, output="sigmoid", image_
             name="decoder"):
     """[z, one-hot label] -> image in [0, 1]: FC(512)-ReLU, reshape 4x4x32, three
     Deconv(filters, 7x7, stride 2)-ReLU (4 -> 32), Deconv(C, 3x3, stride 1), the output
-    activation, and a 2-pixel crop to 28x28 (the table leaves the reshape and crop open).
+    activation, and a 2-pixel crop to 28x28 (the table leaves the reshape and crop open). Another
+    (H, W, C) starts from (ceil(H/8), ceil(W/8)) and crops the excess evenly.
 
     ``output``: "sigmoid" (default) or "relu" as Table 6 prints it, clipped at 1.
 
@@ -72,13 +75,14 @@ def decoder(latent_dim=32, filters=32, classes=CLASSES, output="sigmoid", image_
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
     z, y = keras.Input((latent_dim,), name="z"), keras.Input((classes,), name="label")
     h = layers.Concatenate()([z, y])
-    h = layers.Dense(4 * 4 * filters, activation="relu", name=f"{name}_fc")(h)
-    h = layers.Reshape((4, 4, filters))(h)
+    start, crop = networks.upsampled_start(image_shape)
+    h = layers.Dense(start[0] * start[1] * filters, activation="relu", name=f"{name}_fc")(h)
+    h = layers.Reshape((*start, filters))(h)
     for i in range(3):
         h = layers.Conv2DTranspose(filters, 7, strides=2, padding="same", activation="relu",
                                    name=f"{name}_deconv{i + 1}")(h)
     h = layers.Conv2DTranspose(image_shape[-1], 3, padding="same", name=f"{name}_out")(h)
-    h = layers.Cropping2D(2)(h)
+    h = layers.Cropping2D(crop)(h)
     if output == "sigmoid":
         h = layers.Activation("sigmoid", dtype="float32")(h)
     else:

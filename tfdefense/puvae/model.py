@@ -51,8 +51,11 @@ class PuVAE(keras.Model):
         config = {k: v for k, v in config.items() if k != "classifier"}
         latent_dim, filters = config.pop("latent_dim", 32), config.pop("filters", 32)
         hidden, output = config.pop("hidden", 1024), config.pop("output", "sigmoid")
-        return cls(builders.trunk(filters, hidden), builders.head(latent_dim, hidden),
-                   builders.decoder(latent_dim, filters, output=output), classifier, **config)
+        shape = tuple(config.pop("image_shape", builders.MNIST_SHAPE))
+        classes = config.pop("num_classes", builders.CLASSES)
+        return cls(builders.trunk(filters, hidden, shape), builders.head(latent_dim, hidden, classes),
+                   builders.decoder(latent_dim, filters, classes, output=output, image_shape=shape), classifier,
+                   **config)
 
     def compile(self, optimizer=None, **kwargs):
         super().compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), **kwargs)
