@@ -25,8 +25,8 @@ from tfdefense.contract import PurifierLayer
 from tfdefense.purification.adam import adam_update
 
 
-def _init_params(seed, channels, noise_channels):
-    shapes = [(3, 3, noise_channels, channels), (3, 3, channels, channels), (3, 3, channels, 1)]
+def _init_params(seed, channels, noise_channels, image_channels):
+    shapes = [(3, 3, noise_channels, channels), (3, 3, channels, channels), (3, 3, channels, image_channels)]
     params = []
     for i, shape in enumerate(shapes):
         limit = (6.0 / (shape[0] * shape[1] * (shape[2] + shape[3]))) ** 0.5  # Glorot uniform
@@ -35,32 +35,35 @@ def _init_params(seed, channels, noise_channels):
     return params
 
 
-def _generate(params, z):
+def _generate(params, z, size):
     """Unbounded output: a sigmoid output saturated within 20 Adam steps on
     MNIST's mostly black images (every pixel pushed to 0, then no gradient),
     so the fit runs on a linear output and only the result is clipped."""
     w1, b1, w2, b2, w3, b3 = params
     h = tf.nn.leaky_relu(tf.nn.conv2d(z, w1, 1, "SAME") + b1, 0.2)
-    h = tf.image.resize(h, [14, 14], method="nearest")
+    h = tf.image.resize(h, [(size[0] + 1) // 2, (size[1] + 1) // 2], method="nearest")
     h = tf.nn.leaky_relu(tf.nn.conv2d(h, w2, 1, "SAME") + b2, 0.2)
-    h = tf.image.resize(h, [28, 28], method="nearest")
+    h = tf.image.resize(h, size, method="nearest")
     return tf.nn.conv2d(h, w3, 1, "SAME") + b3
 
 
 def deep_image_prior(x, *, steps=500, learning_rate=0.01, mse_stop=0.005, channels=32, noise_channels=8, seed=0):
-    """Purifies float32 images [N, 28, 28, 1]; returns (images, final per-image MSE)."""
+    """Purifies float32 images [N, H, W, C]; returns (images, final per-image MSE)."""
     if steps < 0 or not learning_rate > 0:
         raise ValueError("steps must be >= 0 and learning_rate > 0.")
     seed = tf.cast(seed, tf.int32)
-    z = tf.random.stateless_uniform([1, 7, 7, noise_channels], tf.stack([seed, 0]), 0.0, 0.1)
+    height, width, image_channels = (int(d) for d in x.shape[1:])
+    size = [height, width]
+    z = tf.random.stateless_uniform([1, (height + 3) // 4, (width + 3) // 4, noise_channels], tf.stack([seed, 0]),
+                                    0.0, 0.1)
 
     def fit_one(image):
         image = image[None]
-        params = _init_params(seed, channels, noise_channels)
+        params = _init_params(seed, channels, noise_channels, image_channels)
         zeros = [tf.zeros_like(p) for p in params]
 
         def mse(ps):
-            return tf.reduce_mean(tf.square(_generate(ps, z) - image))
+            return tf.reduce_mean(tf.square(_generate(ps, z, size) - image))
 
         def cond(k, ps, m, v, err):
             return tf.logical_and(k < steps, err >= mse_stop)
@@ -74,11 +77,11 @@ def deep_image_prior(x, *, steps=500, learning_rate=0.01, mse_stop=0.005, channe
 
         _, params, _, _, _ = tf.while_loop(cond, body, (tf.constant(0), params, zeros, list(zeros),
                                                         tf.constant(1.0)))
-        out = tf.clip_by_value(_generate(params, z)[0], 0.0, 1.0)
+        out = tf.clip_by_value(_generate(params, z, size)[0], 0.0, 1.0)
         return out, tf.reduce_mean(tf.square(out - image[0]))
 
     images, errors = tf.map_fn(fit_one, tf.cast(x, tf.float32),
-                               fn_output_signature=(tf.TensorSpec([28, 28, 1], tf.float32),
+                               fn_output_signature=(tf.TensorSpec([height, width, image_channels], tf.float32),
                                                     tf.TensorSpec([], tf.float32)))
     return images, errors
 
