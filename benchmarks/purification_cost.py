@@ -58,7 +58,7 @@ DETECTING = ("fmdefense",)
 NAMES = {"aegan": "AE-GAN+rs", "defensegan": "Defense-GAN", "magnet": "MagNet (reformer)", "apegan": "APE-GAN",
          "puvae": "PuVAE", "fmdefense": "FM-Defense (detector on)"}
 
-# aegan_rs.txt Table 2 (classifier A, FGSM eps 0.3): {dataset: {(method, R, L): (clean, white, gray)}}.
+# AE-GAN+rs (anon.) Table 2 (classifier A, FGSM eps 0.3): {dataset: {(method, R, L): (clean, white, gray)}}.
 PAPER_TABLE2 = {
     "mnist": {("aegan", 1, 10): (0.982, 0.984, 0.880), ("aegan", 1, 60): (0.985, 0.985, 0.884),
               ("defensegan", 1, 10): (0.545, 0.537, 0.398), ("defensegan", 1, 60): (0.693, 0.688, 0.570),
@@ -154,7 +154,7 @@ def table2_markdown(result):
     lines = [f"Classifier A, {result['dataset']} eval split, FGSM eps={result['eps']}, seed {result['seed']}; "
              "threshold off (no rejection); white-box = BPDA (AE-GAN: through G(F(x)); Defense-GAN: identity), "
              "1 EOT sample; one-pass purifiers (R = L = 0): their exact gradient; FM-Defense with its detector on "
-             "(its cost), exact gradient through the route each input takes. Paper values (aegan_rs.txt Table 2) in brackets.", "",
+             "(its cost), exact gradient through the route each input takes. Paper values (AE-GAN+rs (anon.) Table 2) in brackets.", "",
              "| method | R | L | n | images/s | clean | white FGSM | gray FGSM |", "|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         target = paper.get((row["method"], row["restarts"], row["steps"]))

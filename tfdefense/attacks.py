@@ -398,7 +398,7 @@ def cw_linf(model_fn, x, y=None, *, confidence=0.0, learning_rate=0.01, max_iter
 
 def half_mask(model_fn, x, y=None, *, side="bottom", value=0.0):
     """Blocks half of each image (sets it to ``value``): the Half-Masked corruption of Table 3 of
-    aegan_rs.txt, which shows what a search adds when the encoder's code is far off.
+    AE-GAN+rs (anon.), which shows what a search adds when the encoder's code is far off.
 
     It ignores ``model_fn`` (the corruption is the same under every threat model).
     """
@@ -415,7 +415,7 @@ def half_mask(model_fn, x, y=None, *, side="bottom", value=0.0):
 
 def gaussian_noise(model_fn, x, y=None, *, variance=0.05, seed=0):
     """Benign input: white Gaussian noise of mean 0 and ``variance`` added to
-    each pixel, clipped back to the valid range [0, 1] (ape_gan.txt Table 2,
+    each pixel, clipped back to the valid range [0, 1] (Shen et al. 2017 Table 2,
     variance 0.05). It ignores ``model_fn``, like `half_mask`.
     """
     x, _ = _check(x, y)

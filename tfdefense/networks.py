@@ -1,9 +1,9 @@
 """Network builders several families share.
 
-* Table 6 of aegan_rs.txt: `encoder`, `decoder`, `discriminator` (AE-GAN,
+* Table 6 of AE-GAN+rs (anon.): `encoder`, `decoder`, `discriminator` (AE-GAN,
   MagNet, the Defense-GAN generator). They take a ``filters`` width (64 in
   the paper) so tests can build tiny ones.
-* Table 5 of aegan_rs.txt (after Defense-GAN): the classifiers A, B and C
+* Table 5 of AE-GAN+rs (anon.) (after Defense-GAN): the classifiers A, B and C
   (`classifier_a`, ..., `build_classifier`), which every defense protects
   and the robust-classifier families train. Each outputs **logits**: attacks
   need them, and the softmax lives in the loss (``from_logits=True``).

@@ -1,6 +1,6 @@
 """PGD adversarial training (Madry et al. 2018): a robust classifier, no purifier, no detector.
 
-The baseline column "Adv. Tr." of aegan_rs.txt's Table 1: classifier A
+The baseline column "Adv. Tr." of AE-GAN+rs (anon.)'s Table 1: classifier A
 trained on PGD examples (Linf eps 0.3, 40 steps of 0.01, random start) made
 inside each training step. A second recipe, FGSM with a random start
 (Wong et al. 2020, one step of 1.25 eps), costs about 20x less and is a
@@ -12,7 +12,7 @@ Example:
     >>> model = tfdefense.load("advtrain_a_mnist")      # doctest: +SKIP
 
 Reference:
-    Madry et al. (ICLR 2018); Wong, Rice, Kolter (ICLR 2020); aegan_rs.txt Table 1.
+    Madry et al. (ICLR 2018); Wong, Rice, Kolter (ICLR 2020); AE-GAN+rs (anon.) Table 1.
 """
 
 import keras
@@ -21,7 +21,7 @@ from tfdefense import classifier_io, registry
 from tfdefense.advtrain.model import AdversarialTraining, linf_attack
 from tfdefense.networks import build_classifier
 
-# aegan_rs.txt Table 1, "Adv. Tr." column (eps 0.3).
+# AE-GAN+rs (anon.) Table 1, "Adv. Tr." column (eps 0.3).
 _REPORTED = {"mnist": {"white_box": {"fgsm_0.3": 0.949, "pgd_0.3": 0.920, "cw_l2": 0.772},
                        "black_box": {"fgsm_0.3": 0.971},
                        "madry_challenge": {"pgd_100_50_restarts": 0.896, "best_attack": 0.880}},
@@ -71,7 +71,7 @@ def _entries():
                     "description": f"Classifier A adversarially trained on {dataset} with {plan['how']}, "
                                    "Linf eps 0.3.",
                     "reported": _REPORTED[dataset] if recipe == "pgd" else {},
-                    "reference": "Madry et al. 2018; Wong et al. 2020; aegan_rs.txt Table 1 (Adv. Tr.)"},
+                    "reference": "Madry et al. 2018; Wong et al. 2020; AE-GAN+rs (anon.) Table 1 (Adv. Tr.)"},
             }
     return entries
 

@@ -7,7 +7,7 @@ Example:
 
 Reference:
     Defense against adversarial examples by encoder-assisted search in the
-    latent coding space (aegan_rs.txt).
+    latent coding space (AE-GAN+rs (anon.)).
 """
 
 import os
@@ -21,7 +21,7 @@ from tfdefense.aegan.defended import DECODER, ENCODER
 from tfdefense.aegan.model import AEGAN
 
 RECALIBRATION_IMAGES = 10000
-_REFERENCE = "aegan_rs.txt: Table 6 architectures, Table 4 schedule, Algorithms 1-2, Tables 1-3"
+_REFERENCE = "AE-GAN+rs (anon.): Table 6 architectures, Table 4 schedule, Algorithms 1-2, Tables 1-3"
 MODEL_DEFAULTS = {"latent_dim": 128, "filters": 64, "noise_eta": 0.3, "adversarial": True,
                   "adversarial_weight": 1.0, "noise": "gaussian"}
 

@@ -1,4 +1,4 @@
-"""AE-GAN's networks (Table 6 of aegan_rs.txt).
+"""AE-GAN's networks (Table 6 of AE-GAN+rs (anon.)).
 
 They are shared with MagNet and the Defense-GAN generator, so they live in
 `tfdefense.networks`; this module names them for AE-GAN's users.

@@ -1,4 +1,4 @@
-"""The AE-GAN training algorithm (Algorithm 1 of aegan_rs.txt) as a keras.Model."""
+"""The AE-GAN training algorithm (Algorithm 1 of AE-GAN+rs (anon.)) as a keras.Model."""
 
 import keras
 import tensorflow as tf

@@ -12,7 +12,7 @@ Example:
 
 Reference:
     Shen, Ji, Zhang, Zuo, Wang: APE-GAN: Adversarial Perturbation Elimination
-    with GAN (2017), ape_gan.txt: Tables 1-3 and 6, Eqs. 10-14, Section 4.1.3.
+    with GAN (2017), Shen et al. 2017: Tables 1-3 and 6, Eqs. 10-14, Section 4.1.3.
 """
 
 import os
@@ -27,7 +27,7 @@ from tfdefense.defended import DefendedClassifier
 from tfdefense.purification import ModelPurifier
 
 GENERATOR = "generator.weights.h5"
-# ape_gan.txt Tables 1-3, MNIST, as accuracies (100 - error %). Its FGSM/JSMA
+# Shen et al. 2017 Tables 1-3, MNIST, as accuracies (100 - error %). Its FGSM/JSMA
 # target is cleverhans' model C, its DeepFool target model A and its CW target
 # Carlini's model, none of them the zoo's classifier A.
 # Gaussian noise (variance 0.05) is Table 2's benign input.
@@ -53,7 +53,7 @@ def _entries():
                 "description": f"APE-GAN on {dataset}: a generator trained on FGSM (eps 0.3) examples of "
                                "classifier A removes the perturbation in one forward pass.",
                 "reported": _REPORTED[dataset],
-                "reference": "ape_gan.txt Tables 1-3, 6; Eqs. 10-14; Section 4.1.3",
+                "reference": "Shen et al. 2017 Tables 1-3, 6; Eqs. 10-14; Section 4.1.3",
             },
         }
     return entries

@@ -1,4 +1,4 @@
-"""APE-GAN_m networks (Table 6 of ape_gan.txt).
+"""APE-GAN_m networks (Table 6 of Shen et al. 2017).
 
 Both take a ``filters`` width (64 in the paper) so tests can build tiny ones.
 

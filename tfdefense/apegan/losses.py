@@ -1,4 +1,4 @@
-"""APE-GAN's losses (Eqs. 11-14 of ape_gan.txt), free functions on logits."""
+"""APE-GAN's losses (Eqs. 11-14 of Shen et al. 2017), free functions on logits."""
 
 from keras import ops
 

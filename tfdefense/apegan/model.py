@@ -1,4 +1,4 @@
-"""APE-GAN's training (Section 3 and 4.1 of ape_gan.txt) as a keras.Model."""
+"""APE-GAN's training (Section 3 and 4.1 of Shen et al. 2017) as a keras.Model."""
 
 import keras
 import tensorflow as tf

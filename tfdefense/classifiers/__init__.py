@@ -5,7 +5,7 @@ import keras
 from tfdefense import classifier_io, registry
 from tfdefense.classifiers.builders import build_classifier, classifier_a, classifier_b, classifier_c
 
-_REFERENCE = "aegan_rs.txt (Table 5 architectures, Table 7 training; Section 4.1 accuracies)"
+_REFERENCE = "AE-GAN+rs (anon.) (Table 5 architectures, Table 7 training; Section 4.1 accuracies)"
 _REPORTED = {("a", "mnist"): 0.990, ("a", "fashion_mnist"): 0.918}
 _SHORT = {"mnist": "mnist", "fashion_mnist": "fmnist"}
 

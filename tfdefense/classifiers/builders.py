@@ -1,4 +1,4 @@
-"""The classifiers of Table 5 (aegan_rs.txt, after Defense-GAN): A, B and C.
+"""The classifiers of Table 5 (AE-GAN+rs (anon.), after Defense-GAN): A, B and C.
 
 Several families train or protect them, so they live in `tfdefense.networks`;
 this module names them for the classifier family's users.

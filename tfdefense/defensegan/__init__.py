@@ -12,7 +12,7 @@ Example:
 
 Reference:
     Samangouei et al., Defense-GAN (ICLR 2018); Ilyas et al., The robust
-    manifold defense (robust_manifold_defense.txt, Invert-and-Classify).
+    manifold defense (Ilyas et al. 2017, Invert-and-Classify).
 """
 
 import os
@@ -33,10 +33,10 @@ CRITIC = "critic.weights.h5"
 # validation data by `tfdefense calibrate` and the threshold rejects (INC).
 INFERENCE_DEFAULTS = {"steps": 200, "restarts": 10, "step_size": 0.01, "decay_every": 50, "decay": 0.5,
                       "momentum": 0.0, "init_scale": 1.0, "classifier": None}
-# Table 1 (R=10, L=200) and Table 2's R=10, L=60 column (FGSM eps 0.3) of aegan_rs.txt.
+# Table 1 (R=10, L=200) and Table 2's R=10, L=60 column (FGSM eps 0.3) of AE-GAN+rs (anon.).
 _REPORTED = {"mnist": {"white_box": {"fgsm_0.3": 0.981, "pgd_0.3": 0.989, "cw_l2": 0.981},
                        "gray_box": {"fgsm_0.3": 0.880, "pgd_0.3": 0.913, "cw_l2": 0.918},
-                       "black_box": {"fgsm_0.3": 0.928},  # aegan_rs.txt Table 1, substitute B
+                       "black_box": {"fgsm_0.3": 0.928},  # AE-GAN+rs (anon.) Table 1, substitute B
                        "table2_r10_l60": {"clean": 0.967, "white_fgsm_0.3": 0.964, "gray_fgsm_0.3": 0.863}},
              "fashion_mnist": {"white_box": {"fgsm_0.3": 0.814, "pgd_0.3": 0.852, "cw_l2": 0.810},
                                "table2_r10_l60": {"clean": 0.788, "white_fgsm_0.3": 0.787,
@@ -57,7 +57,7 @@ def _entries():
                          "description": f"Defense-GAN on {dataset}: WGAN-GP generator, R=10 x L=200 latent "
                                         "search, INC rejection, classifier A.",
                          "reported": _REPORTED[dataset],
-                         "reference": "aegan_rs.txt Tables 1-2 (Defense-GAN columns); robust_manifold_defense.txt"},
+                         "reference": "AE-GAN+rs (anon.) Tables 1-2 (Defense-GAN columns); Ilyas et al. 2017"},
         }
     return entries
 
@@ -106,7 +106,7 @@ def _robust_entries():
         "metadata": {"dataset": dataset,
                      "description": f"Classifier A on {dataset} fine-tuned against the overpowered min-max attack "
                                     f"on the defensegan_{short} generator (robust manifold defense, Eq. 10).",
-                     "reported": {}, "reference": "robust_manifold_defense.txt Sections 2.3, 4.3"}}
+                     "reported": {}, "reference": "Ilyas et al. 2017 Sections 2.3, 4.3"}}
         for dataset, short in (("mnist", "mnist"), ("fashion_mnist", "fmnist"))}
 
 

@@ -23,7 +23,7 @@ Example:
 
 Reference:
     Wang, Chen, Chen, Nepal, Grobler, Rudolph: Defending Adversarial Attacks
-    via Semantic Feature Manipulation (2020); fm_defense.txt Sections III-IV,
+    via Semantic Feature Manipulation (2020); Wang et al. 2020 Sections III-IV,
     Eqs. 5-12, Tables I-II.
 """
 
@@ -41,7 +41,7 @@ from tfdefense.fmdefense.purifier import ComboVAEPurifier
 
 # What ships: everything inference needs; the TC discriminator (training only) does not.
 SHIPPED = ("encoder", "decoder", "dgmm", "prior", "shared_encoder", "enhanced_decoder")
-# fm_defense.txt Table II (MNIST, classifier of [19] at 99.4%), as accuracies. Its "final accuracy"
+# Wang et al. 2020 Table II (MNIST, classifier of [19] at 99.4%), as accuracies. Its "final accuracy"
 # counts a detected adversarial input as correct (TP + TN + recovered / salvageable): the harness's
 # "defended or detected" figure (accuracy_or_detected), printed beside plain accuracy, never instead of it.
 _REPORTED = {"mnist": {"gray_box_defended_or_detected": {"fgsm_0.3": 0.998, "cw_l2": 0.9878, "deepfool_linf": 0.997},
@@ -77,7 +77,7 @@ def _entries():
                                "purified by the enhanced combo-VAE (DGMM class codes) or, far from the clean "
                                "resistance profile, rejected.",
                 "reported": _REPORTED[dataset],
-                "reference": "Wang et al. 2020; fm_defense.txt Sections III-IV, Eqs. 5-12, Tables I-II",
+                "reference": "Wang et al. 2020, Sections III-IV, Eqs. 5-12, Tables I-II",
             },
         }
     return entries

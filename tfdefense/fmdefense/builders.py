@@ -1,4 +1,4 @@
-"""FM-Defense networks: Table I of fm_defense.txt for 28x28 images, and the DGMM's mixture prior.
+"""FM-Defense networks: Table I of Wang et al. 2020 for 28x28 images, and the DGMM's mixture prior.
 
 * `encoder`: 4 x Conv(4x4, stride 2)-ReLU (32, 32, 64, 64), Dense(128)-ReLU,
   Dense(2 x latent) split into a mean and a log-variance. The combo-VAE's

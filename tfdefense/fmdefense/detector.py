@@ -1,4 +1,4 @@
-"""`MorphResistanceDetector`: FM-Defense's detector (fm_defense.txt Section III.C, Eq. 5).
+"""`MorphResistanceDetector`: FM-Defense's detector (Wang et al. 2020 Section III.C, Eq. 5).
 
 For an input x with code z = E(x) (the combo-VAE's posterior mean) and
 label C(x), each selected code i is moved ``morphs`` times within its normal

@@ -1,4 +1,4 @@
-"""FM-Defense's training (fm_defense.txt Sections III.B and III.D) as one keras.Model."""
+"""FM-Defense's training (Wang et al. 2020 Sections III.B and III.D) as one keras.Model."""
 
 import keras
 import tensorflow as tf

@@ -1,4 +1,4 @@
-"""`ComboVAEPurifier`: FM-Defense's purifier (fm_defense.txt Section III.D)."""
+"""`ComboVAEPurifier`: FM-Defense's purifier (Wang et al. 2020 Section III.D)."""
 
 import keras
 import tensorflow as tf

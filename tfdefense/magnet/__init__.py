@@ -1,6 +1,6 @@
 """MagNet (Meng & Chen 2017): reconstruction-error detectors and an autoencoder reformer.
 
-The baseline of aegan_rs.txt's Table 1: the Table 6 encoder and decoder
+The baseline of AE-GAN+rs (anon.)'s Table 1: the Table 6 encoder and decoder
 (no discriminator) with latent dimension 20 (its Table 8), trained as a
 denoising autoencoder; two detectors flag inputs whose reconstruction error
 (mean squared and mean absolute) is above a threshold at 0.1% false
@@ -14,7 +14,7 @@ Example:
     >>> out = model.defend(x)                       # doctest: +SKIP
 
 Reference:
-    Meng & Chen, MagNet (CCS 2017); aegan_rs.txt Appendix B, Tables 1, 4, 6, 8;
+    Meng & Chen, MagNet (CCS 2017); AE-GAN+rs (anon.) Appendix B, Tables 1, 4, 6, 8;
     Carlini & Wagner, MagNet and "efficient defenses against adversarial
     attacks" are not robust to adversarial examples (2017).
 """
@@ -31,7 +31,7 @@ from tfdefense.magnet.model import MagNetAutoencoder
 from tfdefense.purification import ModelPurifier, ReconstructionDetector
 
 AUTOENCODER = "autoencoder.weights.h5"
-# aegan_rs.txt Tables 1 and 8 (D=20), classifier A, eps 0.3.
+# AE-GAN+rs (anon.) Tables 1 and 8 (D=20), classifier A, eps 0.3.
 _REPORTED = {
     "mnist": {"gray_box": {"fgsm_0.3": 0.561, "pgd_0.3": 0.673, "cw_l2": 0.881},
               "white_box": {"fgsm_0.3": 0.298, "pgd_0.3": 0.012, "cw_l2": 0.013},
@@ -55,7 +55,7 @@ def _entries():
                 "description": f"MagNet on {dataset}: MSE and L1 reconstruction detectors (0.1% false "
                                "positives) and an autoencoder reformer (D=20) in front of classifier A.",
                 "reported": _REPORTED[dataset],
-                "reference": "Meng & Chen 2017; aegan_rs.txt Appendix B, Tables 1, 4, 6, 8",
+                "reference": "Meng & Chen 2017; AE-GAN+rs (anon.) Appendix B, Tables 1, 4, 6, 8",
             },
         }
     return entries

@@ -20,7 +20,7 @@ class MagNetAutoencoder(keras.Model):
     autoencoders (noise volume 0.1 on MNIST).
 
     Args:
-        encoder: images -> codes (Table 6 of aegan_rs.txt, D=20 for MagNet).
+        encoder: images -> codes (Table 6 of AE-GAN+rs (anon.), D=20 for MagNet).
         decoder: codes -> images in [0, 1].
         noise_volume: standard deviation of the training noise; 0 for none.
         seed: seed of the noise.
@@ -32,7 +32,7 @@ class MagNetAutoencoder(keras.Model):
 
     Reference:
         Meng & Chen, MagNet: a two-pronged defense against adversarial
-        examples (CCS 2017), Section 3 and Appendix; aegan_rs.txt Appendix B
+        examples (CCS 2017), Section 3 and Appendix; AE-GAN+rs (anon.) Appendix B
         and Table 8 (latent dimension 20).
     """
 
@@ -53,7 +53,7 @@ class MagNetAutoencoder(keras.Model):
         return cls(*parts, **{k: v for k, v in config.items() if k in ("noise_volume", "seed")})
 
     def compile(self, optimizer=None, **kwargs):
-        """Adam 2e-4 (Table 4 of aegan_rs.txt) unless given."""
+        """Adam 2e-4 (Table 4 of AE-GAN+rs (anon.)) unless given."""
         super().compile(optimizer=optimizer or keras.optimizers.Adam(2e-4), **kwargs)
 
     @property

@@ -1,4 +1,4 @@
-"""PuVAE (Hwang et al. 2019) with a MagNet-style detector (puvae_detector.txt).
+"""PuVAE (Hwang et al. 2019) with a MagNet-style detector (Wester & Thisted 2020).
 
 A class-conditional VAE, trained with a frozen classifier's cross-entropy on
 its reconstructions, purifies an input by reconstructing it once for every
@@ -18,7 +18,7 @@ Example:
 
 Reference:
     Hwang, Park, Jang, Yoon, Cho: PuVAE: A Variational Autoencoder to Purify
-    Adversarial Examples (2019); puvae_detector.txt Sections 3.1, 4, 5 and
+    Adversarial Examples (2019); Wester & Thisted 2020 Sections 3.1, 4, 5 and
     Tables 2-4, 6.
 """
 
@@ -43,7 +43,7 @@ STORED_DTYPE = {"trunk": "float16"}
 # (benchmarks/puvae_decompose.py --split=validation): against sampling z (scale 1), purification alone gains
 # 1.0 / 5.5 / 5.9 / 4.1 points on clean / FGSM / BIM / PGD (eps 0.3), and the pipeline is deterministic.
 SAMPLING_SCALE = 0.0
-# puvae_detector.txt Tables 3 and 4 (eps 0.3, classifier A), as accuracies. "PuVAE" is purification
+# Wester & Thisted 2020 Tables 3 and 4 (eps 0.3, classifier A), as accuracies. "PuVAE" is purification
 # alone (the card's gray_box_no_detector section: `--set=threshold=null`); "with detector" is the paper's
 # "Ours", which counts a rejected adversarial input as handled: the harness's "defended or rejected"
 # column, printed beside plain accuracy, never instead of it.
@@ -82,7 +82,7 @@ def _entries():
                                f"to classifier A, and inputs whose best RMSE exceeds a threshold ({fpr:.1%} "
                                "false positives on clean validation images) are rejected.",
                 "reported": _REPORTED[dataset],
-                "reference": "Hwang et al. 2019; puvae_detector.txt Sections 3.1, 4, 5; Tables 2-4, 6",
+                "reference": "Hwang et al. 2019; Wester & Thisted 2020 Sections 3.1, 4, 5; Tables 2-4, 6",
             },
         }
     return entries

@@ -1,4 +1,4 @@
-"""PuVAE networks: architecture C of Table 6 of puvae_detector.txt (MNIST, Fashion-MNIST).
+"""PuVAE networks: architecture C of Table 6 of Wester & Thisted 2020 (MNIST, Fashion-MNIST).
 
 The encoder is split in two so inference can share work across classes.
 Its first dense layer acts on [conv features, one-hot label]; W [f; y] + b =
@@ -12,7 +12,7 @@ the encoder and of the decoder; the table does not say where it enters.
 Every width is a parameter so tests can build tiny ones.
 
 Reference:
-    puvae_detector.txt Table 6 (C) and Table 2 (latent 32 on MNIST, 128 on Fashion-MNIST);
+    Wester & Thisted 2020 Table 6 (C) and Table 2 (latent 32 on MNIST, 128 on Fashion-MNIST);
     Hwang et al., PuVAE (2019).
 """
 

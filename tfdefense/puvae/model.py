@@ -1,4 +1,4 @@
-"""PuVAE's training (Hwang et al. 2019; puvae_detector.txt Section 3.1) as a keras.Model."""
+"""PuVAE's training (Hwang et al. 2019; Wester & Thisted 2020 Section 3.1) as a keras.Model."""
 
 import keras
 import tensorflow as tf

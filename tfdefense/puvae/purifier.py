@@ -1,4 +1,4 @@
-"""`ClassConditionalPurifier`: PuVAE's inference (puvae_detector.txt Figure 4)."""
+"""`ClassConditionalPurifier`: PuVAE's inference (Wester & Thisted 2020 Figure 4)."""
 
 import keras
 import tensorflow as tf
