@@ -22,7 +22,7 @@ from cleverhans.tf2.attacks.momentum_iterative_method import momentum_iterative_
 from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
 from cleverhans.tf2.attacks import spsa as _spsa_lib
 
-from tfdefense import progress
+from tfdefense import batching, progress
 
 
 def _check(x, y, eps=None, clip_min=0.0, clip_max=1.0):
@@ -56,8 +56,7 @@ def fgsm(model_fn, x, y=None, *, eps, norm=np.inf, clip_min=0.0, clip_max=1.0, b
 
 
 def _labels(model_fn, x, batch_size):
-    return np.concatenate([np.argmax(np.asarray(model_fn(tf.constant(x[i:i + batch_size]))), axis=-1)
-                           for i in range(0, len(x), batch_size)])
+    return batching.concat_map(lambda b: np.argmax(np.asarray(model_fn(tf.constant(b))), axis=-1), x, batch_size)
 
 
 def pgd(model_fn, x, y=None, *, eps, eps_iter=0.01, nb_iter=40, norm=np.inf, rand_init=True, restarts=1, seed=0,

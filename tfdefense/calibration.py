@@ -19,7 +19,7 @@ Example:
 
 import numpy as np
 
-from tfdefense import attacks, cards, datasets, progress, registry, store
+from tfdefense import attacks, batching, cards, datasets, progress, registry, store
 from tfdefense.purification import threshold_at_fpr
 
 STEP_SIZES = (0.001, 0.003, 0.01, 0.03, 0.1)
@@ -80,8 +80,8 @@ def calibrate(name, folder=None, *, fpr=None, n=None, eps=0.3, seed=0, **options
 
 def detector_scores(model, x, seed=0, batch_size=256):
     """{detector name: numpy scores of ``x``} for every detector of a defense."""
-    parts = [model.detector_scores(x[i:i + batch_size], seed) for i in range(0, len(x), batch_size)]
-    return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in model.thresholds}
+    scores = batching.concat_map(lambda b: model.detector_scores(b, seed), x, batch_size)
+    return {name: scores[name] for name in model.thresholds}
 
 
 def tune_step_size(build, x, y, *, eps=0.3, seed=0, step_sizes=STEP_SIZES, attacks_used=("fgsm", "pgd")):

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfdefense import progress
+from tfdefense import batching
 from tfdefense.logits import logits_model
 from tfdefense.serialization import deserialize_parts, serialize_parts
 
@@ -320,10 +320,9 @@ class DefendedClassifier(keras.Model):
             ``score`` [N], ``is_adversarial`` [N] bool, ``rejected`` [N] bool.
         """
         x = check_images(x, self.image_shape)
-        starts = range(0, len(x), batch_size)
-        parts = [self._defend_fn(tf.constant(x[i:i + batch_size]), tf.constant(seed, tf.int32))
-                 for i in (progress.bar(starts, desc=desc, unit="batch") if desc else starts)]
-        return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in OUTPUTS}
+        out = batching.concat_map(lambda b: self._defend_fn(tf.constant(b), tf.constant(seed, tf.int32)), x,
+                                  batch_size, desc)
+        return {k: out[k] for k in OUTPUTS}
 
     def predict_logits(self, x):
         """Logits for a batch (used by `tfdefense.evaluation`)."""

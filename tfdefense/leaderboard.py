@@ -165,7 +165,7 @@ def figure(path, table):
         ax.set_xlabel("accuracy (Linf eps 0.3)")
         ax.set_title(label)
         ax.grid(axis="x", alpha=0.3)
-    handles, labels = {}, {}
+    handles = {}
     for ax in axes[0]:
         for h, l in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(l, h)

@@ -19,9 +19,7 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import shutil
 import sys
 import time

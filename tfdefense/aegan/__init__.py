@@ -13,9 +13,8 @@ Reference:
 import os
 
 import keras
-import numpy as np
 
-from tfdefense import calibration, datasets, registry
+from tfdefense import batching, calibration, datasets, registry
 from tfdefense.aegan import builders, defended, losses
 from tfdefense.aegan.defended import DECODER, ENCODER
 from tfdefense.aegan.model import AEGAN
@@ -70,12 +69,7 @@ def _save(model, entry, out_dir):
 
 def _measure(model, entry):
     x, _ = datasets.load(entry["metadata"]["dataset"], "test")
-    errors = []
-    for start in range(0, len(x), 500):
-        batch = x[start:start + 500]
-        recon = np.asarray(model(batch, training=False))
-        errors.append(np.mean((recon - batch) ** 2, axis=(1, 2, 3)))
-    errors = np.concatenate(errors)
+    errors = batching.per_image_mse(lambda b: model(b, training=False), x)
     return {"reconstruction_mse_gfx": {"value": round(float(errors.mean()), 6), "split": "test",
                                        "n": int(len(x))}}
 

@@ -11,12 +11,12 @@ reader of the purified images.
 
 import numpy as np
 
+from tfdefense import batching
 from tfdefense.purification.analysis import labels, purify, reader_split
 
 
 def _surrogate(purifier, images, batch_size=500):
-    return np.concatenate([np.asarray(purifier.surrogate(images[i:i + batch_size]))
-                           for i in range(0, len(images), batch_size)])
+    return batching.concat_map(purifier.surrogate, images, batch_size)
 
 
 def decompose(model, classifier, x, y, *, searches=None, readers=(), clean=None, seed=0):

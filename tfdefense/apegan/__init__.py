@@ -18,9 +18,8 @@ Reference:
 import os
 
 import keras
-import numpy as np
 
-from tfdefense import datasets, registry
+from tfdefense import batching, datasets, registry
 from tfdefense.apegan import builders, losses
 from tfdefense.apegan.model import APEGAN
 from tfdefense.defended import DefendedClassifier
@@ -73,9 +72,8 @@ def _save(model, entry, out_dir):
 
 def _measure(model, entry):
     x, y = datasets.load(entry["metadata"]["dataset"], "test")
-    errors = [float(losses.pixel_mse(x[i:i + 500], model(x[i:i + 500], training=False))) * len(x[i:i + 500])
-              for i in range(0, len(x), 500)]
-    return {"reconstruction_mse_clean": {"value": round(float(np.sum(errors) / len(x)), 6), "split": "test",
+    errors = batching.per_image_mse(lambda b: model(b, training=False), x)
+    return {"reconstruction_mse_clean": {"value": round(float(errors.mean()), 6), "split": "test",
                                          "n": int(len(x))}}
 
 

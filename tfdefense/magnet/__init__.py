@@ -22,9 +22,8 @@ Reference:
 import os
 
 import keras
-import numpy as np
 
-from tfdefense import datasets, registry
+from tfdefense import batching, datasets, registry
 from tfdefense.defended import DefendedClassifier
 from tfdefense.magnet import builders
 from tfdefense.magnet.model import MagNetAutoencoder
@@ -82,9 +81,8 @@ def _autoencoder(entry):
 
 def _measure(model, entry):
     x, _ = datasets.load(entry["metadata"]["dataset"], "test")
-    errors = [np.mean((np.asarray(model(x[i:i + 500], training=False)) - x[i:i + 500]) ** 2, axis=(1, 2, 3))
-              for i in range(0, len(x), 500)]
-    return {"reconstruction_mse": {"value": round(float(np.concatenate(errors).mean()), 6), "split": "test",
+    errors = batching.per_image_mse(lambda b: model(b, training=False), x)
+    return {"reconstruction_mse": {"value": round(float(errors.mean()), 6), "split": "test",
                                    "n": int(len(x))}}
 
 
