@@ -28,8 +28,8 @@ def main(argv):
     del argv
     x, y, readers = analysis_common.start()
     import tfdefense
-    from tfdefense import attacks
-    from tfdefense.aegan.analysis import card_analysis, decompose, markdown_table
+    from tfdefense.evaluation import attacks
+    from tfdefense.families.aegan.analysis import card_analysis, decompose, markdown_table
 
     model = tfdefense.load(FLAGS.name, FLAGS.source)
     classifier = model.classifier

@@ -28,7 +28,8 @@ def start():
         raise app.UsageError("--update_card needs --output_dir inside the card's folder (its reports/).")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tfdefense
-    from tfdefense import harness, registry
+    from tfdefense.evaluation import harness
+    from tfdefense.zoo import registry
 
     entry = registry.get_entry(FLAGS.name)
     short = entry["inference"]["classifier"].rsplit("_", 1)[-1]
@@ -42,7 +43,7 @@ def finish(result, report, table, title, card_item):
     with --update_card, ``card_item(result, path of the json from the card's folder)`` as the
     card's analysis ``title``."""
     FLAGS = flags.FLAGS
-    from tfdefense import cards, store
+    from tfdefense.zoo import cards, store
 
     if FLAGS.output_dir:
         os.makedirs(FLAGS.output_dir, exist_ok=True)

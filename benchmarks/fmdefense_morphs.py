@@ -34,8 +34,9 @@ def main(argv):
     import numpy as np
 
     import tfdefense
-    from tfdefense import attacks, datasets, harness
-    from tfdefense.fmdefense import tune
+    from tfdefense import datasets
+    from tfdefense.evaluation import attacks, harness
+    from tfdefense.families.fmdefense import tune
 
     short = "fmnist" if FLAGS.dataset in ("fmnist", "fashion_mnist") else "mnist"
     name, dataset = f"fmdefense_{short}", ("fashion_mnist" if short == "fmnist" else "mnist")

@@ -31,7 +31,7 @@ FLAGS = flags.FLAGS
 
 def minmax_rows(short):
     import tfdefense
-    from tfdefense.defensegan.minmax import minmax_attack
+    from tfdefense.families.defensegan.minmax import minmax_attack
 
     generator = tfdefense.load(f"defensegan_{short}").purifier.decoder
     rows, pairs = [], {}
@@ -50,8 +50,9 @@ def minmax_rows(short):
 
 def dip_report(short):
     import tfdefense
-    from tfdefense import evaluation, harness
-    from tfdefense.defended import DefendedClassifier
+    from tfdefense import evaluation
+    from tfdefense.evaluation import harness
+    from tfdefense.defense.defended import DefendedClassifier
     from tfdefense.purification import DeepImagePrior
 
     dataset = "fashion_mnist" if short == "fmnist" else "mnist"
@@ -74,7 +75,7 @@ def main(argv):
         result["dip"] = dip_report(short)
     print(json.dumps(result, indent=2, default=float))
     if FLAGS.output_dir:
-        from tfdefense import plots
+        from tfdefense.evaluation import plots
 
         os.makedirs(FLAGS.output_dir, exist_ok=True)
         with open(os.path.join(FLAGS.output_dir, "invert_and_classify.json"), "w") as f:

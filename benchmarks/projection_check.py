@@ -30,7 +30,7 @@ def main(argv):
     del argv
     x, y, readers = analysis_common.start()
     import tfdefense
-    from tfdefense import attacks
+    from tfdefense.evaluation import attacks
     from tfdefense.purification.analysis import card_analysis, clean_reference, markdown_table, projection_check
 
     settings = {} if FLAGS.step_size is None else {"step_size": FLAGS.step_size}

@@ -72,14 +72,14 @@ PAPER_TABLE2 = {
 def _load(name, **settings):
     """The pretrained model, or (Defense-GAN only) one with a random generator."""
     import tfdefense
-    from tfdefense import registry
+    from tfdefense.zoo import registry
 
     try:
         return tfdefense.load(name, **settings), True
     except tfdefense.WeightsError:
         if not name.startswith("defensegan"):
             raise
-        from tfdefense.defensegan import WGANGP, build_defended
+        from tfdefense.families.defensegan import WGANGP, build_defended
 
         entry = registry.get_entry(name)
         generator = WGANGP.from_config_dict(entry["config"]).generator
@@ -175,7 +175,7 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 
-    from tfdefense import attacks, harness
+    from tfdefense.evaluation import attacks, harness
 
     short = "fmnist" if FLAGS.dataset in ("fmnist", "fashion_mnist") else "mnist"
     dataset = "fashion_mnist" if short == "fmnist" else "mnist"
@@ -205,7 +205,7 @@ def main(argv):
 
     print(json.dumps(result, indent=2))
     if FLAGS.output_dir:
-        from tfdefense import plots
+        from tfdefense.evaluation import plots
 
         os.makedirs(FLAGS.output_dir, exist_ok=True)
         if FLAGS.speed_only:

@@ -87,8 +87,8 @@ def layer_profile(decoder, batch, gflops_matmul, min_seconds):
 def build_purifier(name, steps):
     """The pretrained model's own purifier (calibrated settings), or a random-init one."""
     import tfdefense
-    from tfdefense import cards, registry
-    from tfdefense import networks
+    from tfdefense.zoo import cards, registry
+    from tfdefense.defense import networks
     from tfdefense.purification import Purifier
 
     try:
@@ -138,7 +138,7 @@ def main(argv):
         with open(FLAGS.output, "w") as f:
             json.dump(result, f, indent=2)
     if FLAGS.update_card:
-        from tfdefense import store
+        from tfdefense.zoo import store
 
         def change(card):
             card.setdefault("measured", {})["throughput"] = {

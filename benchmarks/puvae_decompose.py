@@ -37,8 +37,9 @@ def main(argv):
     del argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tfdefense
-    from tfdefense import attacks, cards, harness, registry
-    from tfdefense.puvae.analysis import decompose
+    from tfdefense.evaluation import attacks, harness
+    from tfdefense.zoo import cards, registry
+    from tfdefense.families.puvae.analysis import decompose
 
     short = "fmnist" if FLAGS.dataset in ("fmnist", "fashion_mnist") else "mnist"
     name = f"puvae_{short}"

@@ -26,7 +26,9 @@ def main(argv):
     import numpy as np
 
     import tfdefense
-    from tfdefense import attacks, datasets, evaluation, registry
+    from tfdefense import datasets, evaluation
+    from tfdefense.evaluation import attacks
+    from tfdefense.zoo import registry
 
     model = tfdefense.load(FLAGS.name)
     dense = model.purifier.trunk.get_layer("trunk_fc1_image")

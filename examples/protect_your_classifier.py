@@ -21,7 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 import tfdefense
-from tfdefense import datasets, export, harness
+from tfdefense import datasets
+from tfdefense.evaluation import harness
+from tfdefense.zoo import export
 
 
 def make_images(n, size=32, classes=4, seed=0):

@@ -8,7 +8,9 @@ import argparse
 import numpy as np
 
 import tfdefense
-from tfdefense import attacks, datasets, registry
+from tfdefense import datasets
+from tfdefense.evaluation import attacks
+from tfdefense.zoo import registry
 
 
 def main():

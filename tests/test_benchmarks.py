@@ -5,7 +5,7 @@ import functools
 import importlib.util
 import os
 
-from tfdefense import plots
+from tfdefense.evaluation import plots
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,7 +41,7 @@ def test_accuracy_vs_compute_plot(tmp_path):
 
 
 def test_layer_profile_covers_every_decoder_layer_and_its_flops():
-    from tfdefense import networks
+    from tfdefense.defense import networks
     from tfdefense.purification import cost
 
     decoder = networks.decoder(latent_dim=8, filters=4)
@@ -54,8 +54,8 @@ def test_layer_profile_covers_every_decoder_layer_and_its_flops():
 def test_fmdefense_cost_counts_every_morph_through_decoder_and_classifier():
     import keras
 
-    from tfdefense.fmdefense import build_defended
-    from tfdefense.fmdefense.model import FMDefense
+    from tfdefense.families.fmdefense import build_defended
+    from tfdefense.families.fmdefense.model import FMDefense
     from tfdefense.purification import cost
 
     networks = FMDefense.from_config_dict({"latent_dim": 3, "code_dim": 2, "filters": 2, "hidden": 8,

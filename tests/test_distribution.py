@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import tfdefense
-from tfdefense import cards, store
+from tfdefense.zoo import cards, store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHT_SUFFIXES = (".h5", ".keras", ".npz", ".pb", ".ckpt")

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import tfdefense
-from tfdefense import attacks, datasets, evaluation, registry, store, threats
+from tfdefense import datasets, evaluation
+from tfdefense.evaluation import attacks, threats
+from tfdefense.zoo import registry, store
 
 pytestmark = pytest.mark.pretrained  # needs the published weights (through tfdefense.store)
 

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import tfdefense
-from tfdefense import attacks, datasets, export, registry, store
+from tfdefense import datasets
+from tfdefense.evaluation import attacks
+from tfdefense.zoo import export, registry, store
 
 NAMES = ("aegan_mnist", "aegan_fmnist")
 

@@ -6,7 +6,9 @@ import pytest
 import tensorflow as tf
 
 import tfdefense
-from tfdefense import attacks, datasets, store, threats
+from tfdefense import datasets
+from tfdefense.evaluation import attacks, threats
+from tfdefense.zoo import store
 
 pytestmark = pytest.mark.pretrained  # needs the published weights (through tfdefense.store)
 

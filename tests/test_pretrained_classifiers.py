@@ -3,7 +3,8 @@
 import pytest
 
 import tfdefense
-from tfdefense import datasets, evaluation, registry
+from tfdefense import datasets, evaluation
+from tfdefense.zoo import registry
 
 MIN_DEV_ACCURACY = {"a_mnist": 0.985, "b_mnist": 0.98, "c_mnist": 0.97,
                     "a_fmnist": 0.90, "b_fmnist": 0.88, "c_fmnist": 0.85}

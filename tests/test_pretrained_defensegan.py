@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import tfdefense
-from tfdefense import datasets, store
+from tfdefense import datasets
+from tfdefense.zoo import store
 
 pytestmark = pytest.mark.pretrained  # needs the published weights (through tfdefense.store)
 
@@ -31,7 +32,7 @@ def test_defensegan_purifies_clean_images(real_data_dir, name, step):
 
 
 def test_harness_reports_inc_rejections(real_data_dir, tmp_path):
-    from tfdefense import harness
+    from tfdefense.evaluation import harness
 
     report = harness.run("defensegan_mnist", attacks=("fgsm",), n=4, output_dir=str(tmp_path), steps=2, restarts=1)
     assert report.detector is None or report.detector == {}  # no G(F(x)) detector curves for INC

@@ -7,7 +7,8 @@ import shlex
 
 import pytest
 
-from tfdefense import cli, leaderboard
+from tfdefense import cli
+from tfdefense.evaluation import leaderboard
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = open(os.path.join(ROOT, "README.md")).read()

@@ -69,7 +69,7 @@ def _model_flags(p, verb):
 def _target(args):
     """(name, folder): a registered entry, or the defense trained into --model DIR."""
     if getattr(args, "model", None):
-        from tfdefense import registry
+        from tfdefense.zoo import registry
 
         return registry.register_folder(args.model), args.model
     if not args.name and args.command != "evaluate":
@@ -86,7 +86,7 @@ def _inference_overrides(args):
 
 def cmd_list(args):
     import tfdefense
-    from tfdefense import cards, registry, store
+    from tfdefense.zoo import cards, registry, store
 
     print(f"{'name':30s} {'family':12s} {'weights':14s} {'size':>8s} {'trained':14s} measured")
     for name in tfdefense.list_models():
@@ -102,7 +102,7 @@ def cmd_list(args):
 
 
 def cmd_download(args):
-    from tfdefense import store
+    from tfdefense.zoo import store
 
     names = store.published() if args.all else args.names
     if not names:
@@ -112,14 +112,14 @@ def cmd_download(args):
 
 
 def cmd_release(args):
-    from tfdefense import store
+    from tfdefense.zoo import store
 
     index = store.release(args.dir, args.names or None)
     print(f"{args.dir}: {len(index['entries'])} entries; serve it and set TFDEFENSE_WEIGHTS_URL to its address.")
 
 
 def cmd_train(args):
-    from tfdefense import registry, store, training
+    from tfdefense.zoo import registry, store, training
 
     overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "steps_per_epoch", "seed")
                  if getattr(args, k) is not None}
@@ -159,7 +159,7 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from tfdefense import harness
+    from tfdefense.evaluation import harness
 
     attacks = tuple(a for a in args.attacks if a != "none")
     name, source = _target(args)
@@ -174,7 +174,7 @@ def cmd_evaluate(args):
 
 def cmd_export(args):
     import tfdefense
-    from tfdefense import export
+    from tfdefense.zoo import export
 
     name, source = _target(args)
     model = tfdefense.load(name, source, **_inference_overrides(args))
@@ -182,7 +182,7 @@ def cmd_export(args):
 
 
 def cmd_calibrate(args):
-    from tfdefense import calibration
+    from tfdefense.zoo import calibration
 
     options = {}
     if args.n is not None:
@@ -200,7 +200,8 @@ def cmd_calibrate(args):
 
 
 def cmd_card(args):
-    from tfdefense import evaluation, harness
+    from tfdefense import evaluation
+    from tfdefense.evaluation import harness
 
     for path in args.reports:
         card = harness.write_to_card(args.name, evaluation.Report.read(path), args.source)
@@ -208,7 +209,7 @@ def cmd_card(args):
 
 
 def cmd_leaderboard(args):
-    from tfdefense import leaderboard
+    from tfdefense.evaluation import leaderboard
 
     table = leaderboard.write(args.output, models=args.model)
     if args.readme:
@@ -322,7 +323,7 @@ def main(argv=None):
 
     tf.get_logger().setLevel("ERROR")  # retracing notices are not for end users
     from tfdefense.datasets import DatasetError
-    from tfdefense.registry import UnknownModelError, WeightsError
+    from tfdefense.zoo.registry import UnknownModelError, WeightsError
 
     try:
         args.fn(args)

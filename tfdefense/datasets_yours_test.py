@@ -77,7 +77,8 @@ def test_tf_data_and_mixed_shapes(tmp_path):
 
 TFDS_RUN = """
 import sys, numpy as np, tensorflow_datasets as tfds
-from tfdefense import datasets, registry, training
+from tfdefense import datasets
+from tfdefense.zoo import registry, training
 with tfds.testing.mock_data(num_examples=40):
     shape, classes = datasets.data_shape("tfds:cifar10")
     x, y = datasets.load("tfds:cifar10", "train")

@@ -5,7 +5,8 @@ import os
 
 import numpy as np
 
-from tfdefense import datasets, registry
+from tfdefense import datasets
+from tfdefense.zoo import registry
 
 
 def write_idx(path, array, compress=True):

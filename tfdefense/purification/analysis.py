@@ -25,7 +25,7 @@ reader wrong) or the protected classifier's misreading (every reader right).
 import numpy as np
 import tensorflow as tf
 
-from tfdefense import progress
+from tfdefense.utils import progress
 from tfdefense.evaluation import predict_logits
 from tfdefense.purification import search
 from tfdefense.purification.purifier import Purifier

@@ -1,5 +1,5 @@
-from tfdefense import networks
-from tfdefense.classifiers import builders as cbuilders
+from tfdefense.defense import networks
+from tfdefense.families.classifiers import builders as cbuilders
 from tfdefense.purification import cost
 
 
@@ -21,7 +21,7 @@ def test_aegan_search_flops():
 def test_forward_flops_counts_nested_models():
     import keras
 
-    from tfdefense import networks
+    from tfdefense.defense import networks
 
     encoder, decoder = networks.encoder(4, 2), networks.decoder(4, 2)
     nested = keras.Sequential([encoder, decoder])

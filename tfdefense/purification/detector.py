@@ -19,8 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfdefense.contract import DetectorLayer
-from tfdefense.serialization import deserialize_parts, serialize_parts
+from tfdefense.defense.contract import DetectorLayer
+from tfdefense.defense.serialization import deserialize_parts, serialize_parts
 
 METRICS = ("mse", "l1")
 

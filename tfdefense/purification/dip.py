@@ -9,7 +9,7 @@ an adversarial perturbation. Parameters are plain tensors inside a
 image), is reproducible from its seed, and exports as TensorFlow ops.
 
 Example:
-    >>> from tfdefense.defended import DefendedClassifier
+    >>> from tfdefense.defense.defended import DefendedClassifier
     >>> model = DefendedClassifier(classifier, DeepImagePrior(steps=100))   # doctest: +SKIP
 
 Reference:
@@ -21,7 +21,7 @@ Reference:
 import keras
 import tensorflow as tf
 
-from tfdefense.contract import PurifierLayer
+from tfdefense.defense.contract import PurifierLayer
 from tfdefense.purification.adam import adam_update
 
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from tfdefense import testing
-from tfdefense.classifiers import builders as cbuilders
-from tfdefense.defended import DefendedClassifier
+from tfdefense.families.classifiers import builders as cbuilders
+from tfdefense.defense.defended import DefendedClassifier
 from tfdefense.purification.dip import DeepImagePrior, deep_image_prior
 
 

@@ -3,9 +3,9 @@
 import keras
 import tensorflow as tf
 
-from tfdefense.contract import PurifierLayer
+from tfdefense.defense.contract import PurifierLayer
 from tfdefense.purification import search
-from tfdefense.serialization import deserialize_parts, serialize_parts
+from tfdefense.defense.serialization import deserialize_parts, serialize_parts
 
 
 @keras.saving.register_keras_serializable(package="tfdefense")

@@ -11,8 +11,8 @@ Example:
 import keras
 import tensorflow as tf
 
-from tfdefense.contract import PurifierLayer
-from tfdefense.serialization import deserialize_parts, serialize_parts
+from tfdefense.defense.contract import PurifierLayer
+from tfdefense.defense.serialization import deserialize_parts, serialize_parts
 
 
 @keras.saving.register_keras_serializable(package="tfdefense")

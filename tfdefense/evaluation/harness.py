@@ -1,0 +1,145 @@
+"""`tfdefense evaluate` as a library call: one pretrained model, every threat
+model, a report people can read, and optionally the numbers in its card.
+
+Example:
+    >>> from tfdefense import harness
+    >>> report = harness.run("aegan_mnist", attacks=("fgsm",), threats=("gray",), n=100,
+    ...                      output_dir="/tmp/report")                     # doctest: +SKIP
+"""
+
+import os
+
+import numpy as np
+
+from tfdefense import datasets, evaluation
+from tfdefense.evaluation import plots, sanity
+from tfdefense.zoo import cards, registry, store
+
+
+def sample(dataset, n, seed, split="eval"):
+    """``n`` images of ``split`` chosen by ``seed`` (all of it when n is None)."""
+    x, y = datasets.load(dataset, split)
+    if n is not None and n < len(x):
+        index = np.sort(np.random.default_rng(seed).choice(len(x), size=n, replace=False))
+        x, y = x[index], y[index]
+    return x, y
+
+
+def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0.3, seed=0, params=None,
+        black_box=None, white_box=None, output_dir=None, sweep=0, sweep_n=200, sweep_range=(0.0, 0.4), sweep_attacks=("fgsm", "pgd"),
+        run_sanity=False, update_card=False, split="eval", source=None, data=None,
+        k_queries=evaluation.K_QUERIES, **overrides):
+    """Evaluates a registered model and writes its report.
+
+    Args:
+        name: registered model name.
+        attacks, threats, eps, seed, params, black_box, white_box: see `evaluation.evaluate`.
+        n: images drawn from ``split`` (default: the 9850 test images outside
+            the black-box holdout).
+        output_dir: where report.json, report.md and the PNG figures go.
+        sweep: number of eps values in ``sweep_range`` for the accuracy-vs-eps
+            curve (gray-box ``sweep_attacks`` on ``sweep_n`` images); 0 skips it.
+        run_sanity: run the built-in sanity checks (on 100 images).
+        update_card: write the measured numbers into the model card (the one
+            in ``source`` when given).
+        source: evaluate the weights and card in this folder (a training run's
+            ``export/``) instead of the published ones.
+        data: draw the images from this `tfdefense.datasets` source instead of the
+            model's own dataset (same image shape).
+        k_queries: a random defense is also scored answering each input under k seeds.
+        **overrides: inference settings for `tfdefense.load`.
+
+    Returns:
+        The `evaluation.Report`.
+    """
+    entry = registry.get_entry(name)
+    dataset = data or entry["metadata"]["dataset"]
+    if update_card:
+        store.card_folder(name, source)  # a read-only card fails now, not after the attacks
+    model = registry.load(name, source, **overrides)
+    weights = measured_on(model.card)
+    x, y = sample(dataset, n, seed, split)
+    holdout = datasets.load(dataset, "holdout")[0] if "black" in threats else None
+    report = evaluation.evaluate(model, x, y, attacks=attacks, threats=threats, eps=eps, seed=seed, params=params,
+                                 name=name, dataset=dataset, split=split, holdout=holdout,
+                                 black_box=black_box, white_box=white_box or None, k_queries=k_queries,
+                                 on_result=_writer(output_dir, overrides, weights) if output_dir else None)
+    report.settings.update(overrides=overrides, weights=weights)
+    if source:
+        report.settings["source"] = source
+    if output_dir:  # the numbers first: a failure while drawing figures must not lose them
+        report.write(output_dir)
+    figures = {}
+    defended = hasattr(model, "defend")
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        rows = {"clean": x[:8]}
+        for key, x_adv in report.examples.items():
+            rows[key] = x_adv
+            if defended:
+                rows[f"{key} purified"] = model.defend(x_adv)["purified"]
+        figures["examples.png"] = plots.image_grid(os.path.join(output_dir, "examples.png"), rows,
+                                                   title=f"{name}: clean, adversarial and purified images")
+    if sweep:
+        values = np.linspace(float(sweep_range[0]), float(sweep_range[1]), sweep)
+        curves = {}
+        for attack in sweep_attacks:
+            result = evaluation.eps_sweep(model, x[:sweep_n], y[:sweep_n], values, attack=attack, seed=seed)
+            report.eps_sweep[attack] = result
+            curves[f"{attack} defended"] = result["defended"]
+            if "defended_or_rejected" in result:
+                curves[f"{attack} defended or rejected"] = result["defended_or_rejected"]
+            curves[f"{attack} undefended"] = result["undefended"]
+            if output_dir:
+                report.write(output_dir)
+        if output_dir:
+            figures["accuracy_vs_eps.png"] = plots.accuracy_vs_eps(
+                os.path.join(output_dir, "accuracy_vs_eps.png"), values, curves,
+                title=f"{name}: gray-box accuracy vs eps (n={min(sweep_n, len(x))})")
+    # Curves for every detector whose score can be computed without purifying
+    # (a detector that reads the search's error is each attack's "flagged" column).
+    curve_detectors = [d for d in getattr(model, "detectors", []) if d.threshold is not None
+                       and not d.needs_purification]
+    if curve_detectors:
+        m = int(min(sweep_n, len(x)))
+        report.detector = {"n": m, "thresholds": model.thresholds, "auc_by_fgsm_eps": {},
+                           "false_positive_rate_clean": {}}
+        for d in curve_detectors:  # the paper's Figures 3 and 6 for AE-GAN+rs (its L1 detector)
+            clean_scores, adv_scores, aucs = evaluation.detector_auc(model, x[:m], y[:m], d.name)
+            report.detector["auc_by_fgsm_eps"][d.name] = aucs
+            report.detector["false_positive_rate_clean"][d.name] = float(np.mean(np.asarray(d.flag(clean_scores))))
+            if output_dir:
+                figures[f"detector_{d.name}.png"] = plots.detector_figure(
+                    os.path.join(output_dir, f"detector_{d.name}.png"), clean_scores, adv_scores, d.threshold,
+                    d.name)
+    if run_sanity:
+        report.sanity = sanity.run(model, x, y, eps=eps, seed=seed)
+    report.figures = sorted(figures)
+    if output_dir:
+        report.write(output_dir)
+    if update_card:
+        write_to_card(name, report, source)
+    return report
+
+
+def measured_on(card):
+    """What a report was measured on: the card's weight files (sha256), how far
+    training got and the inference settings the card held ({} without a card)."""
+    if not card:
+        return {}
+    training = card.get("training") or {}
+    return {"files": card.get("files", {}), "epochs_completed": training.get("epochs_completed"),
+            "scheduled_epochs": training.get("scheduled_epochs"), "inference": card.get("inference", {})}
+
+
+def _writer(output_dir, overrides, weights):
+    """Writes the report after each attack, its inference overrides and weights included (a killed run keeps them)."""
+    def write(report):
+        report.settings.update(overrides=overrides, weights=weights)
+        report.write(output_dir)
+    return write
+
+
+def write_to_card(name, report, folder=None):
+    """Stores a report's measured robustness in the card of ``name`` (or the card in ``folder``)."""
+    return cards.write_report(store.card_folder(name, folder), report)

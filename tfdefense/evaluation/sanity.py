@@ -1,0 +1,58 @@
+"""Built-in checks that an evaluation is not fooling itself.
+
+From Carlini et al., On Evaluating Adversarial Robustness (2019): the
+undefended classifier must fall under PGD; more PGD iterations must not help
+the defense; an unbounded attack must succeed (or be rejected); the gradient
+an adaptive attack follows must not be zero; and a gradient-free attack must
+not beat the gradient attacks by much (else gradients are masked).
+"""
+
+import numpy as np
+
+from tfdefense import evaluation
+from tfdefense.evaluation import threats
+
+TOLERANCE = 0.03
+
+
+def _check(passed, detail):
+    """``passed`` None: the check does not apply to this defense."""
+    return {"passed": None if passed is None else bool(passed), "detail": detail}
+
+
+def run(model, x, y, *, eps=0.3, n=100, seed=0, spsa_n=20):
+    """Runs every check on the first ``n`` images; returns {name: {passed, detail}}."""
+    x, y = x[:n], np.asarray(y[:n])
+    checks = {}
+
+    def acc(attack, threat, params, xs=x, ys=y):
+        p = {**evaluation.attack_params(attack, params.pop("eps", eps)), **params}
+        x_adv = evaluation.run_attack(attack, evaluation.attack_fn(model, threat, attack), xs, ys, p, seed, model)
+        label, _, rejected = evaluation.defended_outputs(model, x_adv)
+        return float(np.mean(label == ys)), float(np.mean(rejected)), x_adv
+
+    classifier = getattr(model, "classifier", model)
+    _, _, x_gray = acc("pgd", "gray", {})
+    undefended = evaluation.accuracy(classifier, x_gray, y)
+    # A robust classifier (adversarial training) is its own defense: there is no bare classifier to fall.
+    own_defense = getattr(model, "purifier", None) is None and not getattr(model, "detectors", None)
+    checks["undefended_falls_under_pgd"] = _check(
+        None if own_defense else undefended <= 0.05,
+        f"bare classifier under PGD eps={eps}: {undefended:.3f} (want <= 0.05)"
+        + (": does not apply, the classifier's own weights are the defense" if own_defense else ""))
+    a10, _, _ = acc("pgd", "white", {"nb_iter": 10})
+    a40, _, _ = acc("pgd", "white", {"nb_iter": 40})
+    checks["more_iterations_never_help"] = _check(
+        a40 <= a10 + TOLERANCE, f"white-box PGD 10 iterations: {a10:.3f}, 40 iterations: {a40:.3f}")
+    a_unb, r_unb, _ = acc("pgd", "white", {"eps": 1.0, "eps_iter": 0.1, "nb_iter": 40})
+    checks["unbounded_attack_succeeds"] = _check(
+        a_unb <= 0.1 or r_unb >= 0.9, f"white-box PGD eps=1.0: accuracy {a_unb:.3f}, rejected {r_unb:.3f}")
+    grad = threats.input_gradient_norm(threats.white_box_fn(model), x[:16], y[:16])
+    checks["attack_gradient_nonzero"] = _check(grad > 0, f"mean L1 norm of the white-box input gradient: {grad:.3g}")
+    a_spsa, _, _ = acc("spsa", "white", {}, x[:spsa_n], y[:spsa_n])
+    a_pgd, _, _ = acc("pgd", "white", {}, x[:spsa_n], y[:spsa_n])
+    checks["gradient_free_not_much_stronger"] = _check(
+        a_spsa >= a_pgd - 0.05,
+        f"n={spsa_n}: SPSA accuracy {a_spsa:.3f} vs white-box PGD {a_pgd:.3f} (masking flagged if SPSA is "
+        "more than 0.05 lower)")
+    return checks

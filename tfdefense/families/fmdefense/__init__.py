@@ -1,0 +1,227 @@
+"""FM-Defense (Wang et al. 2020): feature-manipulation detection and combo-VAE purification.
+
+A combo-VAE (a beta-VAE whose codes a total-correlation discriminator keeps
+independent) gives every input disentangled codes. The detector
+(`MorphResistanceDetector`) moves each code within its normal range N times,
+decodes and classifies the morphs, and measures how often the protected
+classifier keeps its label: clean inputs resist, adversarial ones do not.
+Inputs below a code's resistance threshold are suspicious: those close to
+the clean resistance profile (distance at most theta_d) are reconstructed by
+the enhanced combo-VAE (class-shared codes from E_s, class-unique codes from
+a DGMM with a Gaussian-mixture prior) and classified, the rest rejected.
+
+Threat model: the paper assumes the attacker knows only the classifier
+(gray-box). White-box, the pipeline's routing and the morph count are not
+differentiable; detector-aware attacks use the detector's differentiable
+stand-in (`MorphResistanceDetector.excess`) with fresh morphs every step.
+
+Example:
+    >>> import tfdefense
+    >>> model = tfdefense.load("fmdefense_mnist")     # doctest: +SKIP
+    >>> out = model.defend(x)                         # doctest: +SKIP
+    >>> out["is_adversarial"], out["rejected"]        # doctest: +SKIP
+
+Reference:
+    Wang, Chen, Chen, Nepal, Grobler, Rudolph: Defending Adversarial Attacks
+    via Semantic Feature Manipulation (2020); Wang et al. 2020 Sections III-IV,
+    Eqs. 5-12, Tables I-II.
+"""
+
+import os
+
+import keras
+import numpy as np
+
+from tfdefense import datasets
+from tfdefense.utils import progress
+from tfdefense.zoo import registry
+from tfdefense.defense.defended import DefendedClassifier
+from tfdefense.families.fmdefense import builders, losses
+from tfdefense.families.fmdefense.detector import MorphResistanceDetector, distances, resistance_thresholds_at
+from tfdefense.families.fmdefense.model import FMDefense
+from tfdefense.families.fmdefense.purifier import ComboVAEPurifier
+
+# What ships: everything inference needs; the TC discriminator (training only) does not.
+SHIPPED = ("encoder", "decoder", "dgmm", "prior", "shared_encoder", "enhanced_decoder")
+# Wang et al. 2020 Table II (MNIST, classifier of [19] at 99.4%), as accuracies. Its "final accuracy"
+# counts a detected adversarial input as correct (TP + TN + recovered / salvageable): the harness's
+# "defended or detected" figure (accuracy_or_detected), printed beside plain accuracy, never instead of it.
+_REPORTED = {"mnist": {"gray_box_defended_or_detected": {"fgsm_0.3": 0.998, "cw_l2": 0.9878, "deepfool_linf": 0.997},
+                       "no_defense": {"fgsm_0.3": 0.212, "cw_l2": 0.0, "deepfool_linf": 0.091},
+                       "clean_accuracy": 0.983},
+             "fashion_mnist": {}}
+# Inference settings before calibration: a generous code range and one resistance level for every code.
+_UNCALIBRATED = {"low": None, "high": None, "resistance_thresholds": 0.9}
+# The unified resistance threshold calibration ships (Figure 5's theta_r = 60%). Section IV.A's per-code
+# rho = 99.9% degenerates here: 2.1% of clean MNIST validation images have resistance 0 on every active code
+# (classifier A labels all their morphs differently from the images themselves), so each code's 0.1% quantile is
+# 0 and nothing would ever be flagged. `tune(..., resistance_threshold=None)` applies it; its table reports both.
+UNIFIED_RESISTANCE = 0.6
+
+
+def _entries():
+    entries = {}
+    # The paper manipulates 20 codes on MNIST and 10 on Fashion-MNIST while Table I's encoder ends in
+    # "Dense 2*10": the table is printed for one dataset, so the latent size follows the text.
+    for dataset, short, latent in (("mnist", "mnist", 20), ("fashion_mnist", "fmnist", 10)):
+        entries[f"fmdefense_{short}"] = {
+            "family": "fmdefense",
+            "config": {"latent_dim": latent, "code_dim": 10, "filters": 32, "hidden": 128, "disc_units": 1000,
+                       "disc_depth": 6, "gamma": 40.0, "lambda_lkd": 0.1, "dgmm_steps": 900},
+            "inference": {"classifier": f"classifier_a_{short}"},
+            "path": f"fmdefense_{short}",
+            # The paper gives no schedule; FactorVAE's is 1.5M steps at batch 64 (see the card).
+            "train": {"epochs": 10, "batch_size": 128, "learning_rate": 5e-4, "seed": 0, "dtype_policy": "float32"},
+            "metadata": {
+                "dataset": dataset,
+                "description": f"FM-Defense on {dataset}: {latent} disentangled codes of a combo-VAE are each "
+                               "morphed 100 times; inputs whose classifier-A label does not resist the morphs are "
+                               "purified by the enhanced combo-VAE (DGMM class codes) or, far from the clean "
+                               "resistance profile, rejected.",
+                "reported": _REPORTED[dataset],
+                "reference": "Wang et al. 2020, Sections III-IV, Eqs. 5-12, Tables I-II",
+            },
+        }
+    return entries
+
+
+def _build_for_training(entry, config):
+    model = FMDefense.from_config_dict(entry["config"])
+    model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
+    return model
+
+
+def _saveable(model, part):
+    """The network ``part`` of ``model`` as a keras model (the mixture prior is a layer: wrapped)."""
+    network = getattr(model, part)
+    if isinstance(network, keras.Model):
+        return network
+    return keras.Sequential([keras.Input((network.dim,)), network])
+
+
+def _save(model, entry, out_dir):
+    files = []
+    for part in SHIPPED:
+        filename = f"{part}.weights.h5"
+        _saveable(model, part).save_weights(os.path.join(out_dir, filename))
+        files.append(filename)
+    return files
+
+
+def _networks(config):
+    return FMDefense.from_config_dict(config)
+
+
+def _load_into(model, folder):
+    for part in SHIPPED:
+        _saveable(model, part).load_weights(os.path.join(folder, f"{part}.weights.h5"))
+    return model
+
+
+def _measure(model, entry):
+    """On the test split: the combo-VAE's and the enhanced decoder's reconstruction loss, the DGMM's
+    accuracy (mixture posterior), and classifier A's accuracy on the enhanced reconstructions
+    (purification alone, the detector off)."""
+    x, y = datasets.load(entry["metadata"]["dataset"], "test")
+    classifier = registry.load_classifier(entry["inference"]["classifier"])
+    purifier = ComboVAEPurifier(model.shared_encoder, model.dgmm, model.enhanced_decoder)
+    sums = {"reconstruction": 0.0, "enhanced_reconstruction": 0.0, "dgmm_accuracy": 0.0, "purified_accuracy": 0.0}
+    for i in range(0, len(x), 500):
+        xb, yb = x[i:i + 500], y[i:i + 500]
+        x_hat, x_enh = model(xb)
+        sums["reconstruction"] += float(losses.reconstruction(xb, x_hat)) * len(xb)
+        sums["enhanced_reconstruction"] += float(losses.reconstruction(xb, x_enh)) * len(xb)
+        sums["dgmm_accuracy"] += float(np.sum(np.argmax(model.prior(model.dgmm(xb)), -1) == yb))
+        logits = classifier(purifier(xb)["images"], training=False)
+        sums["purified_accuracy"] += float(np.sum(np.argmax(np.asarray(logits), -1) == yb))
+    test = {"split": "test", "n": int(len(x))}
+    return {k: {"value": round(v / len(x), 4), **test} for k, v in sums.items()}
+
+
+def build_defended(networks, classifier, low=None, high=None, resistance_thresholds=0.9, threshold=None,
+                   morphs=100, codes=None, morph_radius=0.1, search_steps=10, name="fmdefense"):
+    """FM-Defense from a trained `FMDefense` (``networks``) and the classifier it protects."""
+    latent = int(networks.encoder.outputs[0].shape[-1])
+    detector = MorphResistanceDetector(networks.encoder, networks.decoder,
+                                       [-3.0] * latent if low is None else low, [3.0] * latent if high is None else high,
+                                       resistance_thresholds, threshold=threshold, morphs=morphs, codes=codes,
+                                       morph_radius=morph_radius, search_steps=search_steps)
+    purifier = ComboVAEPurifier(networks.shared_encoder, networks.dgmm, networks.enhanced_decoder)
+    return DefendedClassifier(classifier, purifier, [detector], name=name)
+
+
+def _load(entry, folder, classifier, **settings):
+    networks = _load_into(_networks(entry["config"]), folder)
+    return build_defended(networks, registry.load_classifier(classifier), name=entry["name"], **settings)
+
+
+def _warm_start(model, entry, folder):
+    """The shipped networks; the TC discriminator and the optimizers start fresh."""
+    _load_into(model, folder)
+
+
+def tune(build, x, y, *, eps=0.3, seed=0, rho=0.999, eta=0.9, range_quantile=0.01, min_width=1.0,
+         resistance_threshold=UNIFIED_RESISTANCE, batch_size=64):
+    """FM-Defense's calibration on clean validation images (Sections III.C-D, IV.A, Figure 5).
+
+    1. Normal value range of every code: its ``range_quantile`` and
+       1 - ``range_quantile`` quantiles over the validation images; codes
+       whose range is narrower than ``min_width`` (inactive: the TC term
+       switched them off, their morphs change nothing) are not manipulated
+       (the paper selects codes of "non-significant intrinsic features").
+    2. Resistance thresholds theta_r: one level for every code
+       (``resistance_threshold``, the unified threshold of Figure 5), or with
+       ``resistance_threshold=None`` per code at most 1 - ``rho`` of the
+       validation images below it (Section IV.A's rho = 99.9%). Both are
+       measured from the same resistances and reported in the table.
+    3. Distance threshold theta_d: the ``eta`` quantile (90%) of Eq. 5's
+       distance among the validation images the detector flags, so that
+       fraction of falsely flagged clean inputs is salvaged by purification
+       rather than rejected (none flagged: 0).
+
+    Returns:
+        ``(settings, table)``: ``low``, ``high``, ``codes``,
+        ``resistance_thresholds`` and ``thresholds`` (theta_d) for the card,
+        and what was measured.
+    """
+    # Every setting tuning replaces is passed, so a card's earlier calibration cannot leak in.
+    detector = build(codes=None, resistance_thresholds=1.0).detectors[0]
+    means = np.concatenate([np.asarray(detector.encoder(x[i:i + 500], training=False)[0])
+                            for i in range(0, len(x), 500)])
+    low = [round(float(v), 4) for v in np.quantile(means, range_quantile, axis=0)]
+    high = [round(float(v), 4) for v in np.quantile(means, 1 - range_quantile, axis=0)]
+    codes = [i for i in range(len(low)) if high[i] - low[i] >= min_width] or [int(np.argmax(np.subtract(high, low)))]
+    detector = build(low=low, high=high, codes=codes, resistance_thresholds=1.0).detectors[0]
+    r = np.concatenate([np.asarray(detector.resistance(x[i:i + batch_size], seed))
+                        for i in progress.bar(range(0, len(x), batch_size), desc="morph resistance")])
+    by_rho = resistance_thresholds_at(r, rho)
+    theta_r = by_rho if resistance_threshold is None else [float(resistance_threshold)] * len(codes)
+    dist = distances(r, theta_r)
+    flagged = dist[dist > 0]
+    theta_d = round(float(np.quantile(flagged, eta)), 6) if len(flagged) else 0.0
+    table = {"n": int(len(x)), "rho": rho, "eta": eta, "range_quantile": range_quantile, "min_width": min_width,
+             "codes": codes, "rule": "per-code rho" if resistance_threshold is None else "unified",
+             "clean_flagged": round(float(np.mean(dist > 0)), 4),
+             "clean_rejected": round(float(np.mean(dist > theta_d)), 4),
+             "rho_thresholds": by_rho,
+             "rho_clean_flagged": round(float(np.mean(distances(r, by_rho) > 0)), 4),
+             "clean_resistance_0_on_every_code": round(float(np.mean(np.all(r == 0, axis=1))), 4),
+             "mean_resistance_per_code": [round(float(v), 4) for v in r.mean(axis=0)]}
+    return {"low": low, "high": high, "codes": codes, "resistance_thresholds": theta_r,
+            "thresholds": {detector.name: theta_d}}, table
+
+
+registry.register_family(registry.Family(
+    "fmdefense", _build_for_training, _save, _measure, _load,
+    inference={"classifier": None, **_UNCALIBRATED, "morphs": 100, "codes": None, "morph_radius": 0.1,
+               "search_steps": 10},
+    tune=tune, calibration={"fpr": 0.001, "n": 2000}, warm_start=_warm_start,
+    any_shape=True,
+    tiny={"config": {"latent_dim": 2, "code_dim": 2, "filters": 2, "hidden": 8, "disc_units": 8, "disc_depth": 1,
+                     "dgmm_steps": 1},
+          "inference": {"morphs": 3, "search_steps": 2}}))
+for _name, _entry in _entries().items():
+    registry.register(_name, _entry)
+
+__all__ = ["ComboVAEPurifier", "FMDefense", "MorphResistanceDetector", "build_defended", "builders", "losses",
+           "tune"]

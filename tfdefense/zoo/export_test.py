@@ -1,0 +1,97 @@
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tfdefense.zoo import export
+from tfdefense.defense import networks
+from tfdefense.families.aegan.defended import build_defended
+from tfdefense.families.classifiers import builders as cbuilders
+
+# Run in a fresh interpreter that cannot import tfdefense: what TF Serving has.
+LOAD = """
+import sys; sys.modules["tfdefense"] = None
+import numpy as np, tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+x = np.load(sys.argv[2])
+out = m.signatures[sys.argv[3]](images=tf.constant(x))
+np.savez(sys.argv[4], **{k: v.numpy() for k, v in out.items()})
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model = build_defended(networks.encoder(4, 2), networks.decoder(4, 2), cbuilders.classifier_c(units=4),
+                           steps=3, threshold=0.25)
+    base = str(tmp_path_factory.mktemp("serving"))
+    path = export.export(model, base, "tiny")
+    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype("float32")
+    np.save(os.path.join(base, "x.npy"), x)
+    return model, path, base, x
+
+
+def _run_loaded(path, base, x_file, signature):
+    out_file = os.path.join(base, f"out_{signature}.npz")
+    proc = subprocess.run([sys.executable, "-c", LOAD, path, x_file, signature, out_file],
+                          capture_output=True, text=True, timeout=300)
+    return proc, (np.load(out_file) if proc.returncode == 0 else None)
+
+
+def test_layout_and_versions(exported):
+    _, path, base, _ = exported
+    assert path == os.path.join(base, "tiny", "1")
+    assert os.path.isfile(os.path.join(path, "saved_model.pb")) and os.path.isdir(os.path.join(path, "variables"))
+    assert export.next_version(os.path.join(base, "tiny")) == 2
+
+
+def test_fresh_process_matches_in_process(exported):
+    model, path, base, x = exported
+    ref = model.defend(x)
+    proc, out = _run_loaded(path, base, os.path.join(base, "x.npy"), "serving_default")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(out.files) == {"logits", "label", "purified", "score", "is_adversarial", "rejected"}
+    np.testing.assert_allclose(out["logits"], ref["logits"], atol=1e-5)
+    np.testing.assert_array_equal(out["is_adversarial"], ref["is_adversarial"])
+
+
+def test_uint8_endpoint_scales(exported):
+    model, path, base, x = exported
+    x8 = (x * 255).round().astype(np.uint8)
+    np.save(os.path.join(base, "x8.npy"), x8)
+    proc, out = _run_loaded(path, base, os.path.join(base, "x8.npy"), "serving_uint8")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    np.testing.assert_allclose(out["logits"], model.defend(x8 / np.float32(255))["logits"], atol=1e-4)
+
+
+@pytest.mark.skipif(shutil.which("saved_model_cli") is None, reason="saved_model_cli not on PATH")
+def test_session_loader_runs_and_rejects_bad_input(exported, tmp_path):
+    model, path, base, x = exported
+    cli = ["saved_model_cli", "run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
+           "--outdir", str(tmp_path), "--inputs"]
+    ok = subprocess.run(cli + [f"images={os.path.join(base, 'x.npy')}"], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), model.defend(x)["logits"], atol=1e-5)
+    bad = np.zeros((2, 28, 28, 1), np.float32)
+    bad[0, 0, 0, 0] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    out = subprocess.run(cli + [f"images={tmp_path / 'nan.npy'}"], capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "NaN or Inf" in out.stderr
+
+
+def test_detect_and_purify_endpoints(exported):
+    _, path, base, x = exported
+    for sig, keys in (("detect", {"score", "is_adversarial", "rejected"}),
+                      ("purify", {"purified", "score", "is_adversarial", "rejected"})):
+        proc, out = _run_loaded(path, base, os.path.join(base, "x.npy"), sig)
+        assert proc.returncode == 0 and set(out.files) == keys
+
+
+def test_existing_version_is_not_overwritten(exported):
+    model, path, base, _ = exported
+    with pytest.raises(FileExistsError):
+        export.export(model, base, "tiny", version=1)
