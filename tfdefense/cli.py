@@ -187,6 +187,8 @@ def cmd_calibrate(args):
     options = {}
     if args.n is not None:
         options["n"] = args.n
+    if args.fpr is not None:
+        options["fpr"] = args.fpr
     if args.step_sizes:
         try:
             options["step_sizes"] = tuple(float(s) for s in args.step_sizes)
@@ -300,6 +302,8 @@ def parser():
     p.add_argument("name", nargs="?", help="entry (or --model=DIR)")
     _model_flags(p, "calibrate")
     p.add_argument("--n", type=int, help="validation images")
+    p.add_argument("--fpr", type=float, help="the detectors' false-positive rate on clean validation images "
+                                             "(default: the family's, e.g. 0.001 for MagNet)")
     p.add_argument("--step_sizes", type=_csv, default=[], help="candidate search step sizes")
     p.add_argument("--tune_attacks", type=_csv, default=[], help="gray-box attacks whose worst case is maximised")
 
