@@ -64,7 +64,7 @@ def test_sdist_holds_what_its_tests_need(built):
     _, sdist = built
     names = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
     for needed in ("conftest.py", "constraints.txt", "examples/quickstart.py", "tests/test_distribution.py",
-                   "tfdefense/store_test.py", "tfdefense/model_cards/aegan_mnist.json"):
+                   "tfdefense/zoo/store_test.py", "tfdefense/model_cards/aegan_mnist.json"):
         assert needed in names, needed
     assert not [n for n in names if n.endswith(WEIGHT_SUFFIXES) or n.startswith("saved_models/")]
 
