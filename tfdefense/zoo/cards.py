@@ -231,7 +231,9 @@ def write_card(folder, card):
     t = card["training"]
     completed, scheduled = epochs_trained(t)
     lines = [f"# {card['name']}", "", card.get("description", ""), "",
-             f"- family: `{card['family']}`, dataset: `{card['dataset']}`",
+             f"- family: `{card['family']}`, dataset: `{card['dataset']}`"
+             + (f", images {'x'.join(map(str, card['image_shape']))}, {card['num_classes']} classes"
+                if card.get("image_shape") else ""),
              f"- architecture: `{json.dumps(card['architecture'])}`",
              f"- training: {completed} epochs of the {scheduled}-epoch schedule, batch "
              f"{t['batch_size']}, Adam lr {t['learning_rate']}{_drops(t)}, seed {t['seed']}, "
