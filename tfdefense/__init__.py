@@ -23,7 +23,7 @@ from tfdefense import _moved  # noqa: E402
 _moved.install()  # tfdefense.registry, tfdefense.aegan, ... name the modules at their new paths
 
 from tfdefense.version import __version__  # noqa: E402
-from tfdefense.families import advtrain, aegan, apegan, classifiers, defensegan, diffpure, fmdefense, magnet, puvae  # noqa: E402,F401  (register their families and entries)
+from tfdefense.families import advtrain, aegan, apegan, classifiers, composed, defensegan, diffpure, fmdefense, magnet, puvae  # noqa: E402,F401,E501  (register their families and entries)
 from tfdefense.zoo.cards import WeightsError  # noqa: E402
 from tfdefense.defense.defended import DefendedClassifier  # noqa: E402
 from tfdefense.zoo.protect import defend  # noqa: E402

@@ -211,7 +211,7 @@ def _train(entry, config, family, workdir, state, publish_dir, verbose):
     val = datasets.as_dataset(dataset, "validation", config["batch_size"])
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    if initial_epoch < config["epochs"]:
+    if initial_epoch < config["epochs"] and model.trainable_weights:  # a composition of trained entries has none
         model.fit(train, validation_data=val, epochs=config["epochs"], initial_epoch=initial_epoch,
                   steps_per_epoch=steps, validation_steps=config["validation_steps"],
                   callbacks=[*_schedule_callbacks(model, config), EpochCheckpoint(workdir, state)], verbose=verbose)
