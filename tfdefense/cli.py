@@ -88,7 +88,7 @@ def cmd_list(args):
     import tfdefense
     from tfdefense.zoo import cards, registry, store
 
-    print(f"{'name':30s} {'family':12s} {'weights':14s} {'size':>8s} {'trained':14s} measured")
+    print(f"{'name':34s} {'family':12s} {'weights':14s} {'size':>8s} {'trained':14s} measured")
     for name in tfdefense.list_models():
         card = store.card(name)
         status, size, trained, measured = store.status(name), store.size(card), "-", ""
@@ -98,7 +98,7 @@ def cmd_list(args):
             clean = m.get("clean_accuracy_defended") or m.get("clean_accuracy")
             measured = f"clean {clean['value']:.3f} ({clean.get('split', '')})" if clean else ""
         size = f"{size / 2 ** 20:.1f} MB" if size else "-"
-        print(f"{name:30s} {registry.get_entry(name)['family']:12s} {status:14s} {size:>8s} {trained:14s} {measured}")
+        print(f"{name:34s} {registry.get_entry(name)['family']:12s} {status:14s} {size:>8s} {trained:14s} {measured}")
 
 
 def cmd_download(args):
