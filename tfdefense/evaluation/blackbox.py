@@ -71,6 +71,8 @@ def train_substitute(oracle, x_seed, *, arch="b", rounds=6, epochs=10, lmbda=0.1
         epochs: epochs per round.
         lmbda: augmentation step (the sign alternates every 3 rounds as in
             the paper's periodic step size).
+        **builder_kwargs: for `build_classifier`; ``input_shape`` defaults to the seed images' shape
+            and ``num_classes`` should be the oracle's (10 by default).
 
     Returns:
         A `Substitute` with the trained model and the query count.
@@ -78,10 +80,10 @@ def train_substitute(oracle, x_seed, *, arch="b", rounds=6, epochs=10, lmbda=0.1
     if rounds < 1 or epochs < 1:
         raise ValueError("rounds and epochs must be >= 1.")
     keras.utils.set_random_seed(seed)
-    model = build_classifier(arch, **builder_kwargs)
+    x = np.asarray(x_seed, np.float32)
+    model = build_classifier(arch, **{"input_shape": x.shape[1:], **builder_kwargs})  # the images' own shape
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x = np.asarray(x_seed, np.float32)
     y = oracle(x)
     queries = len(x)
     for rho in progress.bar(range(rounds), desc=f"substitute {arch}"):

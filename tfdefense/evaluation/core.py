@@ -360,7 +360,8 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
         substitute = None
         if threat == "black":
             settings = {**BLACK_BOX_DEFAULTS, **(black_box or {})}
-            substitute = blackbox.train_substitute(blackbox.oracle_from(model), holdout, seed=seed, **settings)
+            substitute = blackbox.train_substitute(blackbox.oracle_from(model), holdout, seed=seed,
+                                                   num_classes=getattr(model, "num_classes", 10), **settings)
             agreement = float(np.mean(np.argmax(predict_logits(substitute.model, x), 1) == label))
             report.substitute = {**settings, "training_set_size": substitute.training_set_size,
                                  "oracle_queries": substitute.oracle_queries,
