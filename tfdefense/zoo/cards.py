@@ -90,15 +90,16 @@ def _inference_defaults(entry):
     return defaults
 
 
-def make_card(entry, config, state, measured, folder, files):
-    """The card of a freshly trained entry: what was trained, how, and the sha256 of ``files``."""
+def make_card(entry, config, state, measured, folder, files, data_shape=None):
+    """The card of a freshly trained entry: what was trained, how, and the sha256 of ``files``
+    (``data_shape``: its ``(image_shape, num_classes)``)."""
     return {
         "name": entry["name"],
         "family": entry["family"],
         "dataset": entry["metadata"]["dataset"],
         "architecture": entry["config"],
-        "image_shape": list(entry["_data_shape"][0]) if "_data_shape" in entry else None,
-        "num_classes": entry["_data_shape"][1] if "_data_shape" in entry else None,
+        "image_shape": list(data_shape[0]) if data_shape else None,
+        "num_classes": data_shape[1] if data_shape else None,
         "description": entry["metadata"].get("description", ""),
         "training": {
             **config,

@@ -180,7 +180,6 @@ def _init_source(entry, family, source_name):
 
 
 def _train(entry, config, family, workdir, state, publish_dir, verbose):
-    entry["_data_shape"] = registry.data_shape(entry)
     model = family.build_for_training(entry, config)
     if not model.built:  # subclassed models: create every variable before a checkpoint loads
         model(np.zeros((1, *registry.data_shape(entry)[0]), "float32"), training=False)
@@ -223,7 +222,8 @@ def _train(entry, config, family, workdir, state, publish_dir, verbose):
     if entry.get("_classifier_file"):  # a user's classifier travels with the defense that protects it
         shutil.copyfile(entry["_classifier_file"], os.path.join(export, registry.CLASSIFIER_FILE))
         files.append(registry.CLASSIFIER_FILE)
-    card = cards.make_card(entry, config, state, family.measure(model, entry), export, files)
+    card = cards.make_card(entry, config, state, family.measure(model, entry), export, files,
+                           data_shape=registry.data_shape(entry))
     cards.write_card(export, card)
     if publish_dir:
         publish(export, os.path.join(publish_dir, entry["path"]))

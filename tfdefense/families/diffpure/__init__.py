@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdefense import datasets
+from tfdefense.utils import batching
 from tfdefense.zoo import calibration, registry
 from tfdefense.defense.defended import DefendedClassifier
 from tfdefense.families.diffpure import builders, schedule
@@ -89,9 +90,9 @@ def _measure(model, entry):
     measured = {}
     for t in (50, 150, 300):
         errors = []
-        for i in range(0, len(x), 500):
-            noise = tf.random.stateless_normal(x[i:i + 500].shape, [t, i])
-            x_t = schedule.diffuse(x[i:i + 500], float(abar[t]), noise)
+        for batch in batching.batches(len(x), 500):
+            noise = tf.random.stateless_normal(x[batch].shape, [t, batch.start])
+            x_t = schedule.diffuse(x[batch], float(abar[t]), noise)
             eps = model.ema([x_t, tf.fill([len(x_t)], t)], training=False)
             errors.append(np.mean((np.asarray(eps) - np.asarray(noise)) ** 2) * len(x_t))
         measured[f"eps_mse_t{t}"] = {"value": round(float(np.sum(errors) / len(x)), 6), "split": "test",
