@@ -20,7 +20,7 @@ import warnings
 from typing import Any, Callable, Optional
 
 from tfdefense import datasets
-from tfdefense.zoo import cards, store
+from tfdefense.zoo import cards, presets, store
 from tfdefense.zoo.cards import WeightsError
 from tfdefense.defense.defended import inference_settings
 from tfdefense.defense.logits import logits_model
@@ -104,6 +104,12 @@ def register(name, entry):
         if key not in entry:
             raise ValueError(f"Entry {name!r} lacks the {key!r} field.")
     _ENTRIES[name] = dict(entry, name=name)
+
+
+def register_presets(template, variants=presets.PAPER_DATASETS):
+    """Registers one entry per variant of a family's preset template (`tfdefense.zoo.presets.expand`)."""
+    for entry in presets.expand(template, variants):
+        register(entry["name"], entry)
 
 
 def list_models():

@@ -22,42 +22,12 @@ import keras
 from tfdefense import datasets
 from tfdefense.utils import batching
 from tfdefense.zoo import registry
-from tfdefense.families.apegan import builders, losses
+from tfdefense.families.apegan import builders, losses, presets
 from tfdefense.families.apegan.model import APEGAN
 from tfdefense.defense.defended import DefendedClassifier
 from tfdefense.purification import ModelPurifier
 
 GENERATOR = "generator.weights.h5"
-# Shen et al. 2017 Tables 1-3, MNIST, as accuracies (100 - error %). Its FGSM/JSMA
-# target is cleverhans' model C, its DeepFool target model A and its CW target
-# Carlini's model, none of them the zoo's classifier A.
-# Gaussian noise (variance 0.05) is Table 2's benign input.
-_REPORTED = {"mnist": {"gray_box": {"fgsm_0.1": 0.992, "fgsm_0.2": 0.989, "fgsm_0.3": 0.972, "fgsm_0.4": 0.790,
-                                    "deepfool": 0.978, "jsma": 0.614, "cw_l2": 0.985, "cw_linf": 0.988,
-                                    "gaussian_noise": 0.984},
-                       "clean_accuracy": 0.988},
-             "fashion_mnist": {}}
-
-
-def _entries():
-    entries = {}
-    for dataset, short in (("mnist", "mnist"), ("fashion_mnist", "fmnist")):
-        entries[f"apegan_{short}"] = {
-            "family": "apegan",
-            "config": {"filters": 64, "eps": 0.3, "mse_weight": 0.7, "adversarial_weight": 0.3,
-                       "generator_steps": 2, "classifier": f"classifier_a_{short}"},
-            "inference": {"classifier": f"classifier_a_{short}"},
-            "path": f"apegan_{short}",
-            "train": {"epochs": 2, "batch_size": 64, "learning_rate": 2e-4, "seed": 0, "dtype_policy": "float32"},
-            "metadata": {
-                "dataset": dataset,
-                "description": f"APE-GAN on {dataset}: a generator trained on FGSM (eps 0.3) examples of "
-                               "classifier A removes the perturbation in one forward pass.",
-                "reported": _REPORTED[dataset],
-                "reference": "Shen et al. 2017 Tables 1-3, 6; Eqs. 10-14; Section 4.1.3",
-            },
-        }
-    return entries
 
 
 def _build_for_training(entry, config):
@@ -98,7 +68,6 @@ def _warm_start(model, entry, folder):
 registry.register_family(registry.Family("apegan", _build_for_training, _save, _measure, _load,
                                          inference={"classifier": None}, warm_start=_warm_start,
                                          tiny={"config": {"filters": 2}}, any_shape=True))
-for _name, _entry in _entries().items():
-    registry.register(_name, _entry)
+registry.register_presets(presets.TEMPLATE, presets.VARIANTS)
 
 __all__ = ["APEGAN", "build_defended", "builders", "losses"]

@@ -24,32 +24,10 @@ import keras
 
 from tfdefense.defense.defended import DefendedClassifier
 from tfdefense.zoo import cards, registry, store
+from tfdefense.families.composed import presets
+from tfdefense.families.composed.presets import ROBUST
 
 PARTS = "parts.json"
-ROBUST = "advtrain_a_mnist"
-PURIFIERS = ("apegan_mnist", "magnet_mnist", "diffpure_mnist")
-
-
-def _entries():
-    entries = {}
-    for purifier in PURIFIERS:
-        family = purifier.split("_")[0]
-        name = f"composed_{family}_advtrain_mnist"
-        entries[name] = {
-            "family": "composed",
-            "config": {"purifier_from": purifier},
-            "inference": {"classifier": ROBUST},
-            "path": name,
-            "train": {"epochs": 0, "batch_size": 100, "seed": 0},
-            "metadata": {
-                "dataset": "mnist",
-                "description": f"The purifier and detectors of {purifier} in front of {ROBUST} (PGD-trained "
-                               "classifier A): does purification add to adversarial training?",
-                "reported": {},
-                "reference": "Shen et al. 2017, Tables 7-9; Madry et al. 2018",
-            },
-        }
-    return entries
 
 
 def _build_for_training(entry, config):
@@ -89,5 +67,4 @@ def _load(entry, folder, classifier):
 registry.register_family(registry.Family("composed", _build_for_training, _save, _measure, _load,
                                          inference={"classifier": ROBUST},
                                          tiny={"config": {"purifier_from": "apegan_mnist"}}))
-for _name, _entry in _entries().items():
-    registry.register(_name, _entry)
+registry.register_presets(presets.TEMPLATE, presets.VARIANTS)

@@ -22,6 +22,7 @@ import keras
 from tfdefense.defense import networks
 from tfdefense.zoo import calibration, classifier_io, registry
 from tfdefense.defense.defended import DefendedClassifier
+from tfdefense.families.defensegan import presets
 from tfdefense.families.defensegan.model import WGANGP
 from tfdefense.families.defensegan.robust import ManifoldAdversarialTraining
 from tfdefense.purification import PurificationErrorDetector, Purifier
@@ -34,33 +35,6 @@ CRITIC = "critic.weights.h5"
 # validation data by `tfdefense calibrate` and the threshold rejects (INC).
 INFERENCE_DEFAULTS = {"steps": 200, "restarts": 10, "step_size": 0.01, "decay_every": 50, "decay": 0.5,
                       "momentum": 0.0, "init_scale": 1.0, "classifier": None}
-# Table 1 (R=10, L=200) and Table 2's R=10, L=60 column (FGSM eps 0.3) of AE-GAN+rs (anon.).
-_REPORTED = {"mnist": {"white_box": {"fgsm_0.3": 0.981, "pgd_0.3": 0.989, "cw_l2": 0.981},
-                       "gray_box": {"fgsm_0.3": 0.880, "pgd_0.3": 0.913, "cw_l2": 0.918},
-                       "black_box": {"fgsm_0.3": 0.928},  # AE-GAN+rs (anon.) Table 1, substitute B
-                       "table2_r10_l60": {"clean": 0.967, "white_fgsm_0.3": 0.964, "gray_fgsm_0.3": 0.863}},
-             "fashion_mnist": {"white_box": {"fgsm_0.3": 0.814, "pgd_0.3": 0.852, "cw_l2": 0.810},
-                               "table2_r10_l60": {"clean": 0.788, "white_fgsm_0.3": 0.787,
-                                                  "gray_fgsm_0.3": 0.432}}}
-
-
-def _entries():
-    entries = {}
-    for dataset, short in (("mnist", "mnist"), ("fashion_mnist", "fmnist")):
-        entries[f"defensegan_{short}"] = {
-            "family": "defensegan",
-            "config": {"latent_dim": 128, "filters": 64, "critic_steps": 5, "gp_weight": 10.0},
-            "inference": {"classifier": f"classifier_a_{short}"},
-            "path": f"defensegan_{short}",
-            "train": {"epochs": 20, "batch_size": 64, "learning_rate": 1e-4, "seed": 0,
-                      "dtype_policy": "mixed_bfloat16"},
-            "metadata": {"dataset": dataset,
-                         "description": f"Defense-GAN on {dataset}: WGAN-GP generator, R=10 x L=200 latent "
-                                        "search, INC rejection, classifier A.",
-                         "reported": _REPORTED[dataset],
-                         "reference": "AE-GAN+rs (anon.) Tables 1-2 (Defense-GAN columns); Ilyas et al. 2017"},
-        }
-    return entries
 
 
 def _build_for_training(entry, config):
@@ -97,20 +71,6 @@ def _load(entry, folder, classifier, **settings):
     return build_defended(generator, classifier, name=entry["name"], **settings)
 
 
-def _robust_entries():
-    return {f"classifier_a_{short}_manifold": {
-        "family": "manifold_classifier",
-        "config": {"arch": "a", "init": f"classifier_a_{short}", "generator": f"defensegan_{short}", "mu": 0.5,
-                   "attack_steps": 20, "pairs": 32},
-        "path": f"classifier_a_{short}_manifold",
-        "train": {"epochs": 2, "batch_size": 100, "learning_rate": 1e-4, "seed": 0},
-        "metadata": {"dataset": dataset,
-                     "description": f"Classifier A on {dataset} fine-tuned against the overpowered min-max attack "
-                                    f"on the defensegan_{short} generator (robust manifold defense, Eq. 10).",
-                     "reported": {}, "reference": "Ilyas et al. 2017 Sections 2.3, 4.3"}}
-        for dataset, short in (("mnist", "mnist"), ("fashion_mnist", "fmnist"))}
-
-
 def _build_robust(entry, config):
     c = entry["config"]
     model = ManifoldAdversarialTraining(registry.load_classifier(c["init"]),
@@ -137,7 +97,7 @@ registry.register_family(registry.Family("defensegan", _build_for_training, _sav
                                                "inference": {"steps": 2, "restarts": 2}}, any_shape=True))
 registry.register_family(registry.Family("manifold_classifier", _build_robust, classifier_io.save,
                                          classifier_io.measure, classifier_io.load, warm_start=classifier_io.warm_start, tiny={"config": {"attack_steps": 1, "pairs": 2}}))
-for _name, _entry in {**_entries(), **_robust_entries()}.items():
-    registry.register(_name, _entry)
+registry.register_presets(presets.TEMPLATE, presets.VARIANTS)
+registry.register_presets(presets.MANIFOLD_TEMPLATE)
 
 __all__ = ["WGANGP", "build_defended"]

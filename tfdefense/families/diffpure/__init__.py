@@ -33,37 +33,11 @@ from tfdefense import datasets
 from tfdefense.utils import batching
 from tfdefense.zoo import calibration, registry
 from tfdefense.defense.defended import DefendedClassifier
-from tfdefense.families.diffpure import builders, schedule
+from tfdefense.families.diffpure import builders, presets, schedule
 from tfdefense.families.diffpure.model import DiffusionModel, flops_per_call
 from tfdefense.families.diffpure.purifier import DiffusionPurifier
 
 UNET = "unet_ema.weights.h5"
-# No seed paper evaluates diffusion purification on MNIST with classifier A; the
-# anchors are the issue's: the best zoo purifier's gray-box figures and adversarial
-# training's AutoAttack figure (advtrain_a_mnist).
-_REPORTED = {"mnist": {}, "fashion_mnist": {}}
-
-
-def _entries():
-    entries = {}
-    for dataset, short in (("mnist", "mnist"), ("fashion_mnist", "fmnist")):
-        entries[f"diffpure_{short}"] = {
-            "family": "diffpure",
-            "config": {"image_shape": [28, 28, 1], "filters": 32, "multipliers": [1, 2, 2], "timesteps": 1000,
-                       "ema_decay": 0.999},
-            "inference": {"classifier": f"classifier_a_{short}", "t_star": 150, "steps": 10, "eta": 1.0},
-            "path": f"diffpure_{short}",
-            "train": {"epochs": 12, "batch_size": 128, "learning_rate": 5e-4, "seed": 0,
-                      "dtype_policy": "mixed_bfloat16"},
-            "metadata": {
-                "dataset": dataset,
-                "description": f"DiffPure on {dataset}: a small DDPM (0.57M parameters) diffuses every input "
-                               "to t* and denoises it back in a few respaced reverse steps before classifier A.",
-                "reported": _REPORTED[dataset],
-                "reference": "Nie et al. 2022 (arXiv:2205.07460); Ho et al. 2020 (arXiv:2006.11239)",
-            },
-        }
-    return entries
 
 
 def _unet(entry):
@@ -137,7 +111,6 @@ registry.register_family(registry.Family(
     tune=_tune, calibration={"fpr": 0.05, "n": 500},
     warm_start=_warm_start, any_shape=True,
     tiny={"config": {"filters": 8, "multipliers": [1, 2]}, "inference": {"t_star": 20, "steps": 2}}))
-for _name, _entry in _entries().items():
-    registry.register(_name, _entry)
+registry.register_presets(presets.TEMPLATE)
 
 __all__ = ["DiffusionModel", "DiffusionPurifier", "build_defended", "builders", "schedule"]

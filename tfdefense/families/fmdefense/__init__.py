@@ -36,20 +36,13 @@ from tfdefense import datasets
 from tfdefense.utils import progress
 from tfdefense.zoo import registry
 from tfdefense.defense.defended import DefendedClassifier
-from tfdefense.families.fmdefense import builders, losses
+from tfdefense.families.fmdefense import builders, losses, presets
 from tfdefense.families.fmdefense.detector import MorphResistanceDetector, distances, resistance_thresholds_at
 from tfdefense.families.fmdefense.model import FMDefense
 from tfdefense.families.fmdefense.purifier import ComboVAEPurifier
 
 # What ships: everything inference needs; the TC discriminator (training only) does not.
 SHIPPED = ("encoder", "decoder", "dgmm", "prior", "shared_encoder", "enhanced_decoder")
-# Wang et al. 2020 Table II (MNIST, classifier of [19] at 99.4%), as accuracies. Its "final accuracy"
-# counts a detected adversarial input as correct (TP + TN + recovered / salvageable): the harness's
-# "defended or detected" figure (accuracy_or_detected), printed beside plain accuracy, never instead of it.
-_REPORTED = {"mnist": {"gray_box_defended_or_detected": {"fgsm_0.3": 0.998, "cw_l2": 0.9878, "deepfool_linf": 0.997},
-                       "no_defense": {"fgsm_0.3": 0.212, "cw_l2": 0.0, "deepfool_linf": 0.091},
-                       "clean_accuracy": 0.983},
-             "fashion_mnist": {}}
 # Inference settings before calibration: a generous code range and one resistance level for every code.
 _UNCALIBRATED = {"low": None, "high": None, "resistance_thresholds": 0.9}
 # The unified resistance threshold calibration ships (Figure 5's theta_r = 60%). Section IV.A's per-code
@@ -57,32 +50,6 @@ _UNCALIBRATED = {"low": None, "high": None, "resistance_thresholds": 0.9}
 # (classifier A labels all their morphs differently from the images themselves), so each code's 0.1% quantile is
 # 0 and nothing would ever be flagged. `tune(..., resistance_threshold=None)` applies it; its table reports both.
 UNIFIED_RESISTANCE = 0.6
-
-
-def _entries():
-    entries = {}
-    # The paper manipulates 20 codes on MNIST and 10 on Fashion-MNIST while Table I's encoder ends in
-    # "Dense 2*10": the table is printed for one dataset, so the latent size follows the text.
-    for dataset, short, latent in (("mnist", "mnist", 20), ("fashion_mnist", "fmnist", 10)):
-        entries[f"fmdefense_{short}"] = {
-            "family": "fmdefense",
-            "config": {"latent_dim": latent, "code_dim": 10, "filters": 32, "hidden": 128, "disc_units": 1000,
-                       "disc_depth": 6, "gamma": 40.0, "lambda_lkd": 0.1, "dgmm_steps": 900},
-            "inference": {"classifier": f"classifier_a_{short}"},
-            "path": f"fmdefense_{short}",
-            # The paper gives no schedule; FactorVAE's is 1.5M steps at batch 64 (see the card).
-            "train": {"epochs": 10, "batch_size": 128, "learning_rate": 5e-4, "seed": 0, "dtype_policy": "float32"},
-            "metadata": {
-                "dataset": dataset,
-                "description": f"FM-Defense on {dataset}: {latent} disentangled codes of a combo-VAE are each "
-                               "morphed 100 times; inputs whose classifier-A label does not resist the morphs are "
-                               "purified by the enhanced combo-VAE (DGMM class codes) or, far from the clean "
-                               "resistance profile, rejected.",
-                "reported": _REPORTED[dataset],
-                "reference": "Wang et al. 2020, Sections III-IV, Eqs. 5-12, Tables I-II",
-            },
-        }
-    return entries
 
 
 def _build_for_training(entry, config):
@@ -220,8 +187,7 @@ registry.register_family(registry.Family(
     tiny={"config": {"latent_dim": 2, "code_dim": 2, "filters": 2, "hidden": 8, "disc_units": 8, "disc_depth": 1,
                      "dgmm_steps": 1},
           "inference": {"morphs": 3, "search_steps": 2}}))
-for _name, _entry in _entries().items():
-    registry.register(_name, _entry)
+registry.register_presets(presets.TEMPLATE, presets.VARIANTS)
 
 __all__ = ["ComboVAEPurifier", "FMDefense", "MorphResistanceDetector", "build_defended", "builders", "losses",
            "tune"]

@@ -27,41 +27,11 @@ from tfdefense import datasets
 from tfdefense.utils import batching
 from tfdefense.zoo import registry
 from tfdefense.defense.defended import DefendedClassifier
-from tfdefense.families.magnet import builders
+from tfdefense.families.magnet import builders, presets
 from tfdefense.families.magnet.model import MagNetAutoencoder
 from tfdefense.purification import ModelPurifier, ReconstructionDetector
 
 AUTOENCODER = "autoencoder.weights.h5"
-# AE-GAN+rs (anon.) Tables 1 and 8 (D=20), classifier A, eps 0.3.
-_REPORTED = {
-    "mnist": {"gray_box": {"fgsm_0.3": 0.561, "pgd_0.3": 0.673, "cw_l2": 0.881},
-              "white_box": {"fgsm_0.3": 0.298, "pgd_0.3": 0.012, "cw_l2": 0.013},
-              "black_box": {"fgsm_0.3": 0.464}},
-    "fashion_mnist": {"white_box": {"fgsm_0.3": 0.199, "pgd_0.3": 0.071, "cw_l2": 0.084}},
-}
-
-
-def _entries():
-    entries = {}
-    for dataset, short in (("mnist", "mnist"), ("fashion_mnist", "fmnist")):
-        entries[f"magnet_{short}"] = {
-            "family": "magnet",
-            "config": {"latent_dim": 20, "filters": 64, "noise_volume": 0.1},
-            "inference": {"classifier": f"classifier_a_{short}"},
-            "path": f"magnet_{short}",
-            "train": {"epochs": 60, "batch_size": 100, "learning_rate": 2e-4, "seed": 0,
-                      "dtype_policy": "mixed_bfloat16"},
-            "metadata": {
-                "dataset": dataset,
-                "description": f"MagNet on {dataset}: MSE and L1 reconstruction detectors (0.1% false "
-                               "positives) and an autoencoder reformer (D=20) in front of classifier A.",
-                "reported": _REPORTED[dataset],
-                "reference": "Meng & Chen 2017; AE-GAN+rs (anon.) Appendix B, Tables 1, 4, 6, 8",
-            },
-        }
-    return entries
-
-
 def _build_for_training(entry, config):
     model = MagNetAutoencoder(*builders.autoencoder(entry["config"], registry.data_shape(entry)[0]),
                               noise_volume=entry["config"].get("noise_volume", 0.1))
@@ -120,7 +90,6 @@ registry.register_family(registry.Family("magnet", _build_for_training, _save, _
                                          calibration={"fpr": 0.001, "n": None}, warm_start=_warm_start,
                                          tiny={"config": {"latent_dim": 4, "filters": 2}},
                                          any_shape=True, adapt=builders.adapt))
-for _name, _entry in _entries().items():
-    registry.register(_name, _entry)
+registry.register_presets(presets.TEMPLATE, presets.VARIANTS)
 
 __all__ = ["MagNetAutoencoder", "build_defended"]

@@ -31,7 +31,7 @@ from tfdefense import datasets
 from tfdefense.zoo import registry
 from tfdefense.defense.defended import DefendedClassifier
 from tfdefense.purification import PurificationErrorDetector
-from tfdefense.families.puvae import builders, losses
+from tfdefense.families.puvae import builders, losses, presets
 from tfdefense.families.puvae.model import PuVAE
 from tfdefense.families.puvae.purifier import ClassConditionalPurifier
 
@@ -44,49 +44,6 @@ STORED_DTYPE = {"trunk": "float16"}
 # (benchmarks/puvae_decompose.py --split=validation): against sampling z (scale 1), purification alone gains
 # 1.0 / 5.5 / 5.9 / 4.1 points on clean / FGSM / BIM / PGD (eps 0.3), and the pipeline is deterministic.
 SAMPLING_SCALE = 0.0
-# Wester & Thisted 2020 Tables 3 and 4 (eps 0.3, classifier A), as accuracies. "PuVAE" is purification
-# alone (the card's gray_box_no_detector section: `--set=threshold=null`); "with detector" is the paper's
-# "Ours", which counts a rejected adversarial input as handled: the harness's "defended or rejected"
-# column, printed beside plain accuracy, never instead of it.
-_REPORTED = {
-    "mnist": {"gray_box_no_detector": {"clean": 0.972, "fgsm_0.3": 0.829, "bim_0.3": 0.939, "pgd_0.3": 0.864},
-              "gray_box_defended_or_rejected": {"clean": 0.972, "fgsm_0.3": 0.998, "bim_0.3": 0.939,
-                                                "pgd_0.3": 0.969},
-              "gray_box_defended_or_rejected_worst_eps": {"fgsm": 0.962, "bim": 0.939, "pgd": 0.930},
-              "clean_accuracy": 0.972},
-    "fashion_mnist": {"gray_box_no_detector": {"clean": 0.825, "fgsm_0.3": 0.556, "bim_0.3": 0.778, "pgd_0.3": 0.673},
-                      "gray_box_defended_or_rejected": {"clean": 0.821, "fgsm_0.3": 0.879, "bim_0.3": 0.775,
-                                                        "pgd_0.3": 0.771},
-                      "gray_box_defended_or_rejected_worst_eps": {"fgsm": 0.742, "bim": 0.775, "pgd": 0.732},
-                      "clean_accuracy": 0.825},
-}
-
-
-def _entries():
-    entries = {}
-    for dataset, short, latent, fpr in (("mnist", "mnist", 32, 0.001), ("fashion_mnist", "fmnist", 128, 0.01)):
-        entries[f"puvae_{short}"] = {
-            "family": "puvae",
-            "config": {"latent_dim": latent, "filters": 32, "hidden": 1024, "output": "sigmoid",
-                       "reconstruction_weight": 1.0, "kl_weight": 1e-3, "ce_weight": 0.1,
-                       "classifier": f"classifier_a_{short}"},
-            "inference": {"classifier": f"classifier_a_{short}"},
-            "calibration": {"fpr": fpr, "n": None},
-            "path": f"puvae_{short}",
-            # Table 2: 350 epochs at batch 512; the budget here is far smaller (see the card).
-            "train": {"epochs": 30, "batch_size": 512, "learning_rate": 1e-3, "seed": 0,
-                      "dtype_policy": "mixed_bfloat16"},
-            "metadata": {
-                "dataset": dataset,
-                "description": f"PuVAE on {dataset}: a class-conditional VAE (latent {latent}) reconstructs "
-                               "each input once per class, the reconstruction nearest the input (RMSE) goes "
-                               f"to classifier A, and inputs whose best RMSE exceeds a threshold ({fpr:.1%} "
-                               "false positives on clean validation images) are rejected.",
-                "reported": _REPORTED[dataset],
-                "reference": "Hwang et al. 2019; Wester & Thisted 2020 Sections 3.1, 4, 5; Tables 2-4, 6",
-            },
-        }
-    return entries
 
 
 def _build_for_training(entry, config):
@@ -182,7 +139,6 @@ registry.register_family(registry.Family("puvae", _build_for_training, _save, _m
                                          calibration={"fpr": 0.001, "n": None}, warm_start=_warm_start,
                                          tiny={"config": {"latent_dim": 4, "filters": 2, "hidden": 8}},
                                          any_shape=True))
-for _name, _entry in _entries().items():
-    registry.register(_name, _entry)
+registry.register_presets(presets.TEMPLATE, presets.VARIANTS)
 
 __all__ = ["ClassConditionalPurifier", "PuVAE", "build_defended", "builders", "losses"]
