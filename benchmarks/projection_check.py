@@ -2,7 +2,7 @@
 
 For gray-box FGSM and PGD-40 examples (crafted on classifier A) it purifies
 both the adversarial and the clean images and splits every wrong label by
-cause (`tfdefense.purification.analysis.projection_check`): the search fell
+cause (`tfdefense.evaluation.analysis.projection_check`): the search fell
 short (a right-class point of the range, the clean image's purification or the
 search started from its code, is nearer to the adversarial input than what the
 search found), the projection is of another class (what the search found is
@@ -31,7 +31,7 @@ def main(argv):
     x, y, readers = analysis_common.start()
     import tfdefense
     from tfdefense.evaluation import attacks
-    from tfdefense.purification.analysis import card_analysis, clean_reference, markdown_table, projection_check
+    from tfdefense.evaluation.analysis import card_analysis, clean_reference, markdown_table, projection_check
 
     settings = {} if FLAGS.step_size is None else {"step_size": FLAGS.step_size}
     model = tfdefense.load(FLAGS.name, FLAGS.source, **settings)

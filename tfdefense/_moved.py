@@ -1,7 +1,8 @@
 """The module paths of tfdefense before its folders showed the architecture keep working.
 
 ``tfdefense.registry`` is now ``tfdefense.zoo.registry``, ``tfdefense.aegan`` is
-``tfdefense.families.aegan``, and so on (`MOVED`). An import of an old path, a submodule
+``tfdefense.families.aegan``, ``tfdefense.purification.analysis`` is
+``tfdefense.evaluation.analysis``, and so on (`MOVED`). An import of an old path, a submodule
 included (``tfdefense.aegan.defended``), returns the module at its new path, so nothing is
 imported twice.
 """
@@ -20,15 +21,20 @@ MOVED = {
                                       "art_attacks")},
     **{f: f"families.{f}" for f in ("advtrain", "aegan", "apegan", "classifiers", "defensegan", "diffpure",
                                     "fmdefense", "magnet", "puvae")},
+    "purification.analysis": "evaluation.analysis",
 }
 
 
 def new_name(fullname):
     """The current path of ``tfdefense.<old>[.rest]``, or None when it did not move."""
     parts = fullname.split(".")
-    if len(parts) < 2 or parts[0] != "tfdefense" or parts[1] not in MOVED:
+    if parts[0] != "tfdefense":
         return None
-    return ".".join(["tfdefense", MOVED[parts[1]], *parts[2:]])
+    for end in range(len(parts), 1, -1):  # the longest old path that matches
+        old = ".".join(parts[1:end])
+        if old in MOVED:
+            return ".".join(["tfdefense", MOVED[old], *parts[end:]])
+    return None
 
 
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):

@@ -33,21 +33,6 @@ OUTPUTS = ("logits", "label", "purified", "score", "is_adversarial", "rejected")
 _FLOATS = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 
 
-def inference_settings(defaults, entry, card, overrides):
-    """A family's inference settings: defaults < entry < measured card < caller.
-
-    Raises:
-        TypeError: an override the family does not declare, listing the declared ones.
-    """
-    unknown = set(overrides) - set(defaults)
-    if unknown:
-        known = f"choose from {sorted(defaults)}" if defaults else "it takes no inference settings"
-        raise TypeError(f"Unknown inference settings {sorted(unknown)} for {entry.get('name', 'this model')}; "
-                        f"{known}.")
-    return {**defaults, **{k: v for k, v in {**entry.get("inference", {}), **card.get("inference", {})}.items()
-                           if k in defaults}, **overrides}
-
-
 def model_image_shape(classifier):
     """(H, W, C) a keras classifier takes, read from its input; None where it does not say."""
     try:
@@ -341,3 +326,18 @@ class DefendedClassifier(keras.Model):
         config = deserialize_parts(config, PARTS)
         config["detectors"] = [keras.saving.deserialize_keras_object(d) for d in config.get("detectors", [])]
         return cls(**config)
+
+
+def as_defended(model, image_shape=None):
+    """The one model type the evaluator takes: a `DefendedClassifier` as it is, any other keras
+    classifier as a defense with neither purifier nor detector (``image_shape``: for a model that does
+    not declare its input shape).
+
+    Raises:
+        TypeError: ``model`` is not a keras model.
+    """
+    if isinstance(model, DefendedClassifier):
+        return model
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"expected a keras model or a DefendedClassifier, got {type(model).__name__}.")
+    return DefendedClassifier(model, image_shape=image_shape, name=model.name)

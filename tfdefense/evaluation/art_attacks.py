@@ -30,6 +30,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from tfdefense.defense.defended import as_defended
 from tfdefense.evaluation import threats
 
 
@@ -63,6 +64,7 @@ def as_estimator(model, threat="white", **white_box):
     """A zoo model under ``threat`` ("gray": its bare classifier; "white": `threats.white_box_fn`)."""
     if threat not in ("gray", "white"):
         raise ValueError(f"threat must be 'gray' or 'white', got {threat!r}.")
+    model = as_defended(model)
     fn = threats.gray_box_fn(model) if threat == "gray" else threats.white_box_fn(model, **white_box)
     return estimator(fn, model.image_shape, model.num_classes)
 

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdefense.utils import progress
+from tfdefense.defense.defended import as_defended
 from tfdefense.defense.networks import build_classifier
 
 
@@ -36,16 +37,8 @@ class Substitute:
 
 def oracle_from(model, batch_size=256):
     """Label function of a (defended) model: numpy images -> int labels."""
-    def labels(x):
-        out = []
-        for start in range(0, len(x), batch_size):
-            batch = x[start:start + batch_size]
-            if hasattr(model, "defend"):
-                out.append(model.defend(batch)["label"])
-            else:
-                out.append(np.argmax(np.asarray(model(batch, training=False)), axis=1))
-        return np.concatenate(out).astype(np.int64)
-    return labels
+    model = as_defended(model)
+    return lambda x: model.defend(x, batch_size=batch_size)["label"].astype(np.int64)
 
 
 def jacobian_augment(model, x, labels, lmbda):

@@ -42,7 +42,8 @@ import keras
 
 from tfdefense.evaluation import art_attacks, attacks as attacks_lib
 from tfdefense.evaluation import blackbox, threats as threats_lib
-from tfdefense.utils import progress
+from tfdefense.defense.defended import as_defended
+from tfdefense.utils import batching, progress
 from tfdefense.purification import roc_curve
 
 THREATS = ("gray", "white", "black")
@@ -77,12 +78,8 @@ BLACK_BOX_DEFAULTS = {"arch": "b", "rounds": 6, "epochs": 10, "lmbda": 0.1}
 
 
 def predict_logits(model, x, batch_size=500, desc="predict"):
-    """Logits of ``model`` on numpy ``x`` in batches, with a progress bar."""
-    fn = getattr(model, "predict_logits", None) or (lambda b: model(b, training=False))
-    out = []
-    for start in progress.bar(range(0, len(x), batch_size), desc=desc):
-        out.append(np.asarray(fn(x[start:start + batch_size])))
-    return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+    """Logits of a keras ``model`` on numpy ``x`` in batches, with a progress bar."""
+    return batching.concat_map(lambda b: model(b, training=False), x, batch_size, desc)
 
 
 def accuracy(model, x, y, batch_size=500, desc="accuracy"):
@@ -206,13 +203,10 @@ def _fmt(value):
 
 
 def defended_outputs(model, x, desc=None):
-    """Final labels, detector flags and reject decisions of a defended (or plain) model
-    (``desc`` labels a progress bar over a defense's batches)."""
-    if hasattr(model, "defend"):
-        out = model.defend(x, desc=desc)
-        return out["label"], np.asarray(out["is_adversarial"], bool), np.asarray(out["rejected"], bool)
-    none = np.zeros(len(x), bool)
-    return np.argmax(predict_logits(model, x), axis=-1), none, none
+    """Final labels, detector flags and reject decisions of a `DefendedClassifier`
+    (``desc`` labels a progress bar over its batches)."""
+    out = model.defend(x, desc=desc)
+    return out["label"], np.asarray(out["is_adversarial"], bool), np.asarray(out["rejected"], bool)
 
 
 def attack_params(attack, eps, overrides=None):
@@ -241,8 +235,7 @@ K_QUERIES = 10
 
 def is_random(model):
     """Whether a defense's answer depends on its seed (a random purifier or detector)."""
-    purifier = getattr(model, "purifier", None)
-    return bool((purifier is not None and purifier.random) or any(d.random for d in getattr(model, "detectors", [])))
+    return bool((model.purifier is not None and model.purifier.random) or any(d.random for d in model.detectors))
 
 
 def k_query_accuracy(model, x, y, k=K_QUERIES, first=None):
@@ -278,7 +271,7 @@ def measure(model, classifier, attack, threat, params, x, x_adv, y, seconds, k_q
 
 def has_attackable_detector(model):
     """Whether a detector-aware attack applies: some detector is differentiable and has a threshold."""
-    return bool(hasattr(model, "attackable_detectors") and model.attackable_detectors())
+    return bool(model.attackable_detectors())
 
 
 def attack_fn(model, threat, attack, substitute=None, white_box=None):
@@ -295,8 +288,6 @@ def attack_fn(model, threat, attack, substitute=None, white_box=None):
         # so the attack that quiets the detector aims its classification loss at that path, exactly.
         return lambda xb: model.classifier(model.purifier.surrogate(tf.cast(xb, tf.float32)), training=False)
     if attack == "spsa":  # gradient-free: query the real defense
-        if not hasattr(model, "defend"):
-            return lambda xb: model(xb, training=False)
         # SPSA probes x +/- delta without clipping; valid images are in [0, 1].
         return lambda xb: model.defend(np.clip(np.asarray(xb), 0.0, 1.0))["logits"]
     return threats_lib.white_box_fn(model, **(white_box or {}))
@@ -339,7 +330,8 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
         raise ValueError("the black-box threat needs `holdout` images for the substitute.")
     keras.utils.set_random_seed(seed)
     y = np.asarray(y)
-    classifier = getattr(model, "classifier", model)
+    model = as_defended(model, x.shape[1:])
+    classifier = model.classifier
     label, flagged, rejected = defended_outputs(model, x, desc="clean defended")
     clean = {"accuracy_undefended": accuracy(classifier, x, y, desc="clean undefended"),
              "accuracy_defended": float(np.mean(label == y)), "rejection_rate": float(np.mean(rejected)),
@@ -347,7 +339,7 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
     k = k_queries if k_queries and k_queries > 1 and is_random(model) else None
     if k:
         clean.update(queries_k=k, accuracy_k_queries=k_query_accuracy(model, x, y, k, label))
-    report = Report(model=name or getattr(model, "name", "model"), dataset=dataset, split=split, n=int(len(x)),
+    report = Report(model=name or model.name, dataset=dataset, split=split, n=int(len(x)),
                     seed=seed, clean=clean, results=[],
                     settings={"eps": eps, "threats": list(threats), "attacks": list(attacks),
                               **({"random": True} if is_random(model) else {}),
@@ -361,7 +353,7 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
         if threat == "black":
             settings = {**BLACK_BOX_DEFAULTS, **(black_box or {})}
             substitute = blackbox.train_substitute(blackbox.oracle_from(model), holdout, seed=seed,
-                                                   num_classes=getattr(model, "num_classes", 10), **settings)
+                                                   num_classes=model.num_classes, **settings)
             agreement = float(np.mean(np.argmax(predict_logits(substitute.model, x), 1) == label))
             report.substitute = {**settings, "training_set_size": substitute.training_set_size,
                                  "oracle_queries": substitute.oracle_queries,
@@ -389,7 +381,8 @@ def eps_sweep(model, x, y, eps_values, *, attack="fgsm", threat="gray", seed=0):
     its label is right or it was rejected (the figure of merit of papers that
     count a rejection as handled), beside plain accuracy, never instead of it.
     """
-    classifier = getattr(model, "classifier", model)
+    model = as_defended(model, x.shape[1:])
+    classifier = model.classifier
     defended, undefended, handled = [], [], []
     for eps in progress.bar(list(eps_values), desc=f"{attack} eps sweep"):
         p = attack_params(attack, eps)
@@ -400,7 +393,7 @@ def eps_sweep(model, x, y, eps_values, *, attack="fgsm", threat="gray", seed=0):
         undefended.append(accuracy(classifier, x_adv, y, desc="undefended"))
     result = {"attack": attack, "threat": threat, "n": int(len(x)), "eps": [float(e) for e in eps_values],
               "defended": defended, "undefended": undefended, "worst_defended": min(defended)}
-    if getattr(model, "detectors", None):
+    if model.detectors:
         result.update(defended_or_rejected=handled, worst_defended_or_rejected=min(handled))
     return result
 
@@ -416,10 +409,33 @@ def detector_auc(model, x, y, detector, eps_values=(0.05, 0.1, 0.2, 0.3), seed=0
         ``(clean scores, {eps: adversarial scores}, {str(eps): AUC})``.
     """
     def scores(images):
-        parts = [model.detector_scores(images[i:i + 256], seed)[detector] for i in range(0, len(images), 256)]
-        return np.concatenate([np.asarray(p) for p in parts])
+        return batching.concat_map(lambda b: model.detector_scores(b, seed)[detector], images, 256)
 
     clean = scores(x)
     adv = {eps: scores(attacks_lib.fgsm(threats_lib.gray_box_fn(model), x, y, eps=eps)) for eps in eps_values}
     aucs = {str(eps): round(roc_curve(clean, s)[3], 4) for eps, s in adv.items()}
     return clean, adv, aucs
+
+
+def detector_report(model, x, y, seed=0):
+    """The report's detector section: for every detector with a threshold whose score needs no
+    purification (one that reads the search's error is each attack's "flagged" column), the ROC AUC of
+    clean against gray-box FGSM images by eps (`detector_auc`) and its clean false-positive rate.
+
+    Returns:
+        ``(section, {detector name: (clean scores, {eps: adversarial scores})})``; ``({}, {})`` when no
+        detector applies.
+    """
+    model = as_defended(model, x.shape[1:])
+    detectors = [d for d in model.detectors if d.threshold is not None and not d.needs_purification]
+    if not detectors:
+        return {}, {}
+    section = {"n": int(len(x)), "thresholds": model.thresholds, "auc_by_fgsm_eps": {},
+               "false_positive_rate_clean": {}}
+    scores = {}
+    for d in detectors:
+        clean, adversarial, aucs = detector_auc(model, x, y, d.name, seed=seed)
+        section["auc_by_fgsm_eps"][d.name] = aucs
+        section["false_positive_rate_clean"][d.name] = float(np.mean(np.asarray(d.flag(clean))))
+        scores[d.name] = (clean, adversarial)
+    return section, scores

@@ -70,14 +70,12 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     if output_dir:  # the numbers first: a failure while drawing figures must not lose them
         report.write(output_dir)
     figures = {}
-    defended = hasattr(model, "defend")
     if output_dir:
         os.makedirs(output_dir, exist_ok=True)
         rows = {"clean": x[:8]}
         for key, x_adv in report.examples.items():
             rows[key] = x_adv
-            if defended:
-                rows[f"{key} purified"] = model.defend(x_adv)["purified"]
+            rows[f"{key} purified"] = model.defend(x_adv)["purified"]
         figures["examples.png"] = plots.image_grid(os.path.join(output_dir, "examples.png"), rows,
                                                    title=f"{name}: clean, adversarial and purified images")
     if sweep:
@@ -96,22 +94,11 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
             figures["accuracy_vs_eps.png"] = plots.accuracy_vs_eps(
                 os.path.join(output_dir, "accuracy_vs_eps.png"), values, curves,
                 title=f"{name}: gray-box accuracy vs eps (n={min(sweep_n, len(x))})")
-    # Curves for every detector whose score can be computed without purifying
-    # (a detector that reads the search's error is each attack's "flagged" column).
-    curve_detectors = [d for d in getattr(model, "detectors", []) if d.threshold is not None
-                       and not d.needs_purification]
-    if curve_detectors:
-        m = int(min(sweep_n, len(x)))
-        report.detector = {"n": m, "thresholds": model.thresholds, "auc_by_fgsm_eps": {},
-                           "false_positive_rate_clean": {}}
-        for d in curve_detectors:  # the paper's Figures 3 and 6 for AE-GAN+rs (its L1 detector)
-            clean_scores, adv_scores, aucs = evaluation.detector_auc(model, x[:m], y[:m], d.name)
-            report.detector["auc_by_fgsm_eps"][d.name] = aucs
-            report.detector["false_positive_rate_clean"][d.name] = float(np.mean(np.asarray(d.flag(clean_scores))))
-            if output_dir:
-                figures[f"detector_{d.name}.png"] = plots.detector_figure(
-                    os.path.join(output_dir, f"detector_{d.name}.png"), clean_scores, adv_scores, d.threshold,
-                    d.name)
+    report.detector, scores = evaluation.detector_report(model, x[:sweep_n], y[:sweep_n])
+    for d in model.detectors:  # the paper's Figures 3 and 6 for AE-GAN+rs (its L1 detector)
+        if output_dir and d.name in scores:
+            figures[f"detector_{d.name}.png"] = plots.detector_figure(
+                os.path.join(output_dir, f"detector_{d.name}.png"), *scores[d.name], d.threshold, d.name)
     if run_sanity:
         report.sanity = sanity.run(model, x, y, eps=eps, seed=seed)
     report.figures = sorted(figures)

@@ -10,6 +10,7 @@ not beat the gradient attacks by much (else gradients are masked).
 import numpy as np
 
 from tfdefense import evaluation
+from tfdefense.defense.defended import as_defended
 from tfdefense.evaluation import threats
 
 TOLERANCE = 0.03
@@ -23,6 +24,7 @@ def _check(passed, detail):
 def run(model, x, y, *, eps=0.3, n=100, seed=0, spsa_n=20):
     """Runs every check on the first ``n`` images; returns {name: {passed, detail}}."""
     x, y = x[:n], np.asarray(y[:n])
+    model = as_defended(model, x.shape[1:])
     checks = {}
 
     def acc(attack, threat, params, xs=x, ys=y):
@@ -31,11 +33,10 @@ def run(model, x, y, *, eps=0.3, n=100, seed=0, spsa_n=20):
         label, _, rejected = evaluation.defended_outputs(model, x_adv)
         return float(np.mean(label == ys)), float(np.mean(rejected)), x_adv
 
-    classifier = getattr(model, "classifier", model)
     _, _, x_gray = acc("pgd", "gray", {})
-    undefended = evaluation.accuracy(classifier, x_gray, y)
+    undefended = evaluation.accuracy(model.classifier, x_gray, y)
     # A robust classifier (adversarial training) is its own defense: there is no bare classifier to fall.
-    own_defense = getattr(model, "purifier", None) is None and not getattr(model, "detectors", None)
+    own_defense = model.purifier is None and not model.detectors
     checks["undefended_falls_under_pgd"] = _check(
         None if own_defense else undefended <= 0.05,
         f"bare classifier under PGD eps={eps}: {undefended:.3f} (want <= 0.05)"

@@ -30,18 +30,20 @@ Reference:
 
 import tensorflow as tf
 
+from tfdefense.defense.defended import as_defended
+
 BPDA = ("surrogate", "identity")
 
 
 def gray_box_fn(model):
-    """The classifier behind a defense (or the model itself)."""
-    classifier = getattr(model, "classifier", model)
+    """The classifier behind a defense (a bare classifier is its own)."""
+    classifier = as_defended(model).classifier
     return lambda x: classifier(x, training=False)
 
 
 def gradient_kind(model, bpda=None):
     """What a white-box attack differentiates: "exact", or "bpda:<surrogate>" (e.g. "bpda:gfx")."""
-    purifier = getattr(model, "purifier", None)
+    purifier = as_defended(model).purifier
     if purifier is None:
         return "exact"
     # A differentiable purifier's exact gradient is the default; one whose exact gradient is only piecewise
@@ -92,7 +94,7 @@ def eot_count(model, eot=None):
     Raises:
         ValueError: ``eot`` < 1.
     """
-    purifier = getattr(model, "purifier", None)
+    purifier = as_defended(model).purifier
     eot = eot or (purifier.eot_samples if purifier is not None else 1)
     if eot < 1:
         raise ValueError(f"eot must be >= 1, got {eot}.")
@@ -104,14 +106,14 @@ def white_box_fn(model, bpda=None, eot=None, seed=0):
 
     For a `DefendedClassifier`: the classifier's logits on the pipeline's
     purified images, differentiated as `gradient_kind` says, averaged over
-    ``eot`` seeds (seed, seed + 1, ...) when the purifier is random. Any other
-    keras model: its own end-to-end gradient.
+    ``eot`` seeds (seed, seed + 1, ...) when the purifier is random. A bare
+    keras classifier is a defense with neither purifier nor detector: its own
+    end-to-end gradient.
 
     Raises:
         ValueError: ``eot`` < 1 or an unknown ``bpda``.
     """
-    if not hasattr(model, "pipeline"):
-        return lambda x: model(x, training=False)
+    model = as_defended(model)
     eot = eot_count(model, eot)
     samples = [purified_fn(model, seed + i, bpda) for i in range(eot)]
 

@@ -9,9 +9,12 @@ every entry; the keras model is its ``.classifier``.
 
 import os
 
-from tfdefense import datasets, evaluation
+import numpy as np
+
+from tfdefense import datasets
 from tfdefense.defense.defended import DefendedClassifier
 from tfdefense.defense.networks import build_classifier
+from tfdefense.utils import batching
 
 WEIGHTS = "model.weights.h5"
 
@@ -41,8 +44,8 @@ def save_classifier(model, arch, out_dir):
 def measure_classifier(model, dataset):
     """Clean test accuracy, for the card."""
     x, y = datasets.load(dataset, "test")
-    return {"clean_accuracy": {"value": round(evaluation.accuracy(model, x, y), 4), "split": "test",
-                               "n": int(len(x))}}
+    labels = np.argmax(batching.concat_map(lambda b: model(b, training=False), x, 500), axis=-1)
+    return {"clean_accuracy": {"value": round(float(np.mean(labels == y)), 4), "split": "test", "n": int(len(x))}}
 
 
 def load_classifier(arch, folder, name):
@@ -52,19 +55,24 @@ def load_classifier(arch, folder, name):
     return DefendedClassifier(model, name=name)
 
 
-# The `registry.Family` hooks of a family whose product is a classifier.
-# ``model`` is the classifier itself or a training wrapper holding it as ``.classifier``.
-def save(model, entry, out_dir):
-    return save_classifier(getattr(model, "classifier", model), architecture(entry["config"]), out_dir)
+def hooks(network=lambda model: model):
+    """The `registry.Family` hooks (save, measure, load, warm_start) of a family whose product is a
+    classifier. ``network`` picks the classifier out of the family's training model: the model itself,
+    or the ``.classifier`` of a training wrapper (adversarial training).
 
+    Example:
+        >>> registry.Family("advtrain", build, **hooks(lambda model: model.classifier))   # doctest: +SKIP
+    """
+    def save(model, entry, out_dir):
+        return save_classifier(network(model), architecture(entry["config"]), out_dir)
 
-def measure(model, entry):
-    return measure_classifier(getattr(model, "classifier", model), entry["metadata"]["dataset"])
+    def measure(model, entry):
+        return measure_classifier(network(model), entry["metadata"]["dataset"])
 
+    def load(entry, folder):
+        return load_classifier(architecture(entry["config"]), folder, entry["name"])
 
-def load(entry, folder):
-    return load_classifier(architecture(entry["config"]), folder, entry["name"])
+    def warm_start(model, entry, folder):
+        network(model).load_weights(os.path.join(folder, WEIGHTS))
 
-
-def warm_start(model, entry, folder):
-    getattr(model, "classifier", model).load_weights(os.path.join(folder, WEIGHTS))
+    return {"save": save, "measure": measure, "load": load, "warm_start": warm_start}

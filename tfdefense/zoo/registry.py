@@ -22,7 +22,6 @@ from typing import Any, Callable, Optional
 from tfdefense import datasets
 from tfdefense.zoo import cards, presets, store
 from tfdefense.zoo.cards import WeightsError
-from tfdefense.defense.defended import inference_settings
 from tfdefense.defense.logits import logits_model
 
 # Settings every defense with detectors takes, whatever its family: the
@@ -177,6 +176,21 @@ def load(name, folder=None, **overrides):
     apply_thresholds(model, card.get("inference", {}).get("thresholds", {}), **detector_overrides)
     model.card = card
     return model
+
+
+def inference_settings(defaults, entry, card, overrides):
+    """A family's inference settings: defaults < entry < measured card < caller.
+
+    Raises:
+        TypeError: an override the family does not declare, listing the declared ones.
+    """
+    unknown = set(overrides) - set(defaults)
+    if unknown:
+        known = f"choose from {sorted(defaults)}" if defaults else "it takes no inference settings"
+        raise TypeError(f"Unknown inference settings {sorted(unknown)} for {entry.get('name', 'this model')}; "
+                        f"{known}.")
+    return {**defaults, **{k: v for k, v in {**entry.get("inference", {}), **card.get("inference", {})}.items()
+                           if k in defaults}, **overrides}
 
 
 def settings_for(entry, folder, card, overrides):

@@ -30,8 +30,8 @@ def _build_for_training(entry, config):
     return model
 
 
-registry.register_family(registry.Family("advtrain", _build_for_training, classifier_io.save, classifier_io.measure,
-                                         classifier_io.load, warm_start=classifier_io.warm_start,
+registry.register_family(registry.Family("advtrain", _build_for_training,
+                                         **classifier_io.hooks(lambda model: model.classifier),
                                          tiny={"config": {"arch": "c", "steps": 2, "step_size": 0.1}},
                                          any_shape=True))
 registry.register_presets(presets.TEMPLATE, presets.VARIANTS)

@@ -12,7 +12,7 @@ reader of the purified images.
 import numpy as np
 
 from tfdefense.utils import batching
-from tfdefense.purification.analysis import labels, purify, reader_split
+from tfdefense.evaluation.analysis import labels, purify, reader_split
 
 
 def _surrogate(purifier, images, batch_size=500):

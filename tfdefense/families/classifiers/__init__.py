@@ -15,8 +15,7 @@ def _build_for_training(entry, config):
     return model
 
 
-registry.register_family(registry.Family("classifier", _build_for_training, classifier_io.save, classifier_io.measure,
-                                         classifier_io.load, warm_start=classifier_io.warm_start,
+registry.register_family(registry.Family("classifier", _build_for_training, **classifier_io.hooks(),
                                          tiny={"config": {"arch": "c"}}, any_shape=True))
 registry.register_presets(presets.TEMPLATE, presets.VARIANTS)
 

@@ -95,8 +95,9 @@ registry.register_family(registry.Family("defensegan", _build_for_training, _sav
                                          calibration={"fpr": 0.05, "n": 100}, warm_start=_warm_start,
                                          tiny={"config": {"latent_dim": 4, "filters": 2, "critic_steps": 1},
                                                "inference": {"steps": 2, "restarts": 2}}, any_shape=True))
-registry.register_family(registry.Family("manifold_classifier", _build_robust, classifier_io.save,
-                                         classifier_io.measure, classifier_io.load, warm_start=classifier_io.warm_start, tiny={"config": {"attack_steps": 1, "pairs": 2}}))
+registry.register_family(registry.Family("manifold_classifier", _build_robust,
+                                         **classifier_io.hooks(lambda model: model.classifier),
+                                         tiny={"config": {"attack_steps": 1, "pairs": 2}}))
 registry.register_presets(presets.TEMPLATE, presets.VARIANTS)
 registry.register_presets(presets.MANIFOLD_TEMPLATE)
 

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdefense.utils import progress
-from tfdefense.evaluation import predict_logits
+from tfdefense.evaluation.core import predict_logits
 from tfdefense.purification import search
 from tfdefense.purification.purifier import Purifier
 
@@ -168,5 +168,5 @@ def card_analysis(result, report):
                "no detector bypass); 'search fell short' means P(clean), or the same search run on the input from "
                "P(clean)'s code, is of the right class and nearer to the input than what the pipeline found "
                "(`python benchmarks/projection_check.py`; the causes are defined in "
-               "`tfdefense.purification.analysis`).")
+               "`tfdefense.evaluation.analysis`).")
     return {"setting": setting, "table": markdown_table(result["rows"]), "report": report}

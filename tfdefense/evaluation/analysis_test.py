@@ -1,6 +1,6 @@
 import numpy as np
 
-from tfdefense.purification import analysis
+from tfdefense.evaluation import analysis
 
 
 class _Stub:
@@ -21,7 +21,7 @@ class _Stub:
 class _Reader:
     """Reads every image as class 0."""
 
-    def predict_logits(self, x):
+    def __call__(self, x, training=False):
         return np.eye(10)[np.zeros(len(x), int)]
 
 
