@@ -119,9 +119,6 @@ def jsma(logits_fn, x, y, *, theta=1.0, gamma=0.1, batch_size=128, seed=0):
 
 # CW-Linf is the package's own batched one (`tfdefense.attacks.cw_linf`): ART's handles one image at a
 # time and took over 150 s per MNIST image here.
-ATTACKS = {"autoattack": autoattack, "square": square, "jsma": jsma}
-
-
 def as_preprocessor(model, seed=0, bpda=None):
     """A zoo purifier as an ART `PreprocessorTensorFlowV2`, for ART users who bring their own estimator.
 

@@ -58,7 +58,7 @@ def test_adapter_gradient_is_the_bpda_gradient_for_aegan(toy):
 def test_art_attacks_fool_a_toy_model_within_their_budget(toy, name, kwargs):
     model, x, y = toy
     fn = lambda b: model(b, training=False)  # noqa: E731
-    x_adv = art_attacks.ATTACKS[name](fn, x[:8], y[:8], **kwargs)
+    x_adv = getattr(art_attacks, name)(fn, x[:8], y[:8], **kwargs)
     assert x_adv.shape == x[:8].shape and x_adv.min() >= 0 and x_adv.max() <= 1
     if "eps" in kwargs:
         assert np.max(np.abs(x_adv - x[:8])) <= kwargs["eps"] + 1e-5

@@ -40,40 +40,15 @@ import tensorflow as tf
 
 import keras
 
-from tfdefense.evaluation import art_attacks, attacks as attacks_lib
+from tfdefense.evaluation import attacks as attacks_lib
 from tfdefense.evaluation import blackbox, threats as threats_lib
 from tfdefense.defense.defended import as_defended
 from tfdefense.utils import batching, progress
 from tfdefense.purification import roc_curve
 
 THREATS = ("gray", "white", "black")
-# "n" caps the images an expensive attack runs on; the report states it.
-DEFAULT_PARAMS = {
-    "fgsm": {},
-    "bim": {"eps_iter": 0.01, "nb_iter": 40},
-    "pgd": {"eps_iter": 0.01, "nb_iter": 40, "rand_init": True},
-    # Madry's MNIST challenge protocol: 100 steps, the worst of 10 random starts.
-    "pgd_restarts": {"eps_iter": 0.01, "nb_iter": 100, "rand_init": True, "restarts": 10},
-    "mim": {"eps_iter": 0.03, "nb_iter": 20, "decay_factor": 1.0},
-    "cw": {"binary_search_steps": 5, "max_iterations": 100, "learning_rate": 0.1, "initial_const": 10.0,
-           "confidence": 0.0},
-    "deepfool": {"overshoot": 0.02, "max_iter": 50},
-    "deepfool_linf": {"overshoot": 0.02, "max_iter": 50},
-    "spsa": {"nb_iter": 20, "spsa_samples": 64, "learning_rate": 0.01, "delta": 0.01, "n": 50},
-    "pgd_detector": {"eps_iter": 0.01, "nb_iter": 40, "penalty": 10.0},
-    # Through ART (`tfdefense.art_attacks`), and CW-Linf: slower, so on fewer images by default.
-    "autoattack": {"eps_step": 0.1, "max_iter": 100, "restarts": 1, "square_queries": 1000, "n": 100},
-    "square": {"max_iter": 1000, "p_init": 0.8, "n": 100},
-    "jsma": {"theta": 1.0, "gamma": 0.1, "n": 100},
-    "cw_linf": {"max_iter": 50, "rounds": 20, "learning_rate": 0.01, "confidence": 0.0, "n": 200},
-    # Corruptions and benign noise, not attacks: the same images under every threat model.
-    "half_mask": {"side": "bottom", "value": 0.0},
-    "gaussian_noise": {"variance": 0.05},
-}
-ATTACKS = {**attacks_lib.ATTACKS, **art_attacks.ATTACKS, "pgd_restarts": attacks_lib.pgd}
-# No eps: they look for a small perturbation in their own norm (L2, L0, Linf), or are not attacks.
-L2_ATTACKS = ("cw", "deepfool", "jsma", "cw_linf", "half_mask", "gaussian_noise")
-SEEDED = ("pgd", "pgd_restarts", "jsma", "spsa", "pgd_detector", "autoattack", "square", "gaussian_noise")
+# The attack every white-box evaluation adds for a defense with an attackable detector.
+DETECTOR_AWARE = "pgd_detector"
 BLACK_BOX_DEFAULTS = {"arch": "b", "rounds": 6, "epochs": 10, "lmbda": 0.1}
 
 
@@ -210,24 +185,20 @@ def defended_outputs(model, x, desc=None):
 
 
 def attack_params(attack, eps, overrides=None):
-    """The settings an attack runs with (defaults < overrides), eps included where it applies."""
-    if attack not in DEFAULT_PARAMS:
-        raise ValueError(f"Unknown attack {attack!r}; choose from {sorted(DEFAULT_PARAMS)}.")
-    params = {**DEFAULT_PARAMS[attack], **(overrides or {}).get(attack, {})}
-    if attack not in L2_ATTACKS:
-        params["eps"] = eps
-    return params
+    """The settings an attack runs with (its record's defaults < ``overrides[attack]``), eps where it applies."""
+    return attacks_lib.get(attack).params(eps, (overrides or {}).get(attack))
 
 
 def run_attack(attack, logits_fn, x, y, params, seed, model=None):
     """Runs one attack; ``params`` may hold ``n`` (handled by the caller)."""
+    record = attacks_lib.get(attack)
     kwargs = {k: v for k, v in params.items() if k != "n"}
-    if attack in SEEDED:
+    if record.seeded:
         kwargs["seed"] = seed
-    if attack == "pgd_detector":
+    if record.access == "detector":
         # The penalty is the summed excess of every differentiable detector over its threshold.
-        return attacks_lib.pgd_detector_aware(logits_fn, model.detector_excess, 0.0, x, y, **kwargs)
-    return ATTACKS[attack](logits_fn, x, y, **kwargs)
+        return record.fn(logits_fn, model.detector_excess, 0.0, x, y, **kwargs)
+    return record.fn(logits_fn, x, y, **kwargs)
 
 
 K_QUERIES = 10
@@ -283,11 +254,12 @@ def attack_fn(model, threat, attack, substitute=None, white_box=None):
         return threats_lib.gray_box_fn(model)
     if threat == "black":
         return lambda xb: substitute.model(xb, training=False)
-    if attack == "pgd_detector" and any(d.bypass for d in model.attackable_detectors()):
+    access = attacks_lib.get(attack).access
+    if access == "detector" and any(d.bypass for d in model.attackable_detectors()):
         # Inputs the detector stays quiet about skip the purifier (AE-GAN+rs: G(F(x)); FM-Defense: x itself),
         # so the attack that quiets the detector aims its classification loss at that path, exactly.
         return lambda xb: model.classifier(model.purifier.surrogate(tf.cast(xb, tf.float32)), training=False)
-    if attack == "spsa":  # gradient-free: query the real defense
+    if access == "queries":  # gradient-free: query the real defense
         # SPSA probes x +/- delta without clipping; valid images are in [0, 1].
         return lambda xb: model.defend(np.clip(np.asarray(xb), 0.0, 1.0))["logits"]
     return threats_lib.white_box_fn(model, **(white_box or {}))
@@ -302,7 +274,7 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
         model: a `DefendedClassifier` (or any logits model: then "defended"
             is the model itself).
         x, y: numpy images and labels to attack.
-        attacks: names from ``DEFAULT_PARAMS``.
+        attacks: names from `tfdefense.evaluation.attacks.ATTACKS`.
         threats: names from ``THREATS``.
         eps: Linf budget for the Linf attacks.
         seed: seed for random starts; results are deterministic for a seed.
@@ -358,8 +330,8 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
             report.substitute = {**settings, "training_set_size": substitute.training_set_size,
                                  "oracle_queries": substitute.oracle_queries,
                                  "agreement_with_defended_model": round(agreement, 4)}
-        names = list(attacks) + (["pgd_detector"] if threat == "white" and detector_aware and has_detector
-                                 and "pgd_detector" not in attacks else [])
+        names = list(attacks) + ([DETECTOR_AWARE] if threat == "white" and detector_aware and has_detector
+                                 and DETECTOR_AWARE not in attacks else [])
         for attack in names:
             p = attack_params(attack, eps, params)
             n = min(len(x), p.get("n") or len(x))

@@ -95,7 +95,7 @@ def tune_step_size(build, x, y, *, eps=0.3, seed=0, step_sizes=STEP_SIZES, attac
         x, y: validation images and labels.
         eps: Linf budget of the attacks.
         step_sizes: candidates.
-        attacks_used: gray-box attacks (names in `tfdefense.attacks.ATTACKS`) whose
+        attacks_used: gray-box attacks (names in `tfdefense.evaluation.attacks.ATTACKS`) whose
             minimum accuracy is maximised. FGSM alone once chose a step that cost
             aegan_fmnist 20 points of gray-box PGD, so both by default.
 
@@ -114,7 +114,7 @@ def tune_step_size(build, x, y, *, eps=0.3, seed=0, step_sizes=STEP_SIZES, attac
 
 def gray_box_examples(model, x, y, *, eps, seed, attacks_used):
     """{attack: adversarial images} crafted on the bare classifier of ``model`` (gray-box)."""
-    return {a: attacks.ATTACKS[a](model.classifier, x, y, eps=eps, **({"seed": seed} if a == "pgd" else {}))
+    return {a: attacks.get(a)(model.classifier, x, y, eps=eps, **({"seed": seed} if attacks.get(a).seeded else {}))
             for a in attacks_used}
 
 

@@ -139,3 +139,15 @@ def test_cw_linf_finds_small_linf_examples_and_keeps_the_unfooled(toy):
     # An impossible confidence fools nothing: every image comes back unchanged.
     np.testing.assert_array_equal(attacks.cw_linf(model, x[:2], y[:2], confidence=1e6, max_iter=2, rounds=2,
                                                   largest_const=0.2), x[:2])
+
+
+def test_every_attack_is_one_record_that_states_what_it_needs():
+    for name, record in attacks.ATTACKS.items():
+        params = record.params(0.3)
+        assert ("eps" in params) == record.uses_eps, name
+        assert params.get("n") == record.max_n, name
+        assert record.access in attacks.ACCESS, name
+    assert attacks.ATTACKS["spsa"].access == "queries" and attacks.ATTACKS["half_mask"].access == "none"
+    assert attacks.get("cw").params(0.3, {"confidence": 1.0})["confidence"] == 1.0
+    with pytest.raises(ValueError, match="Unknown attack 'pgd2'.*choose from"):
+        attacks.get("pgd2")
