@@ -89,7 +89,7 @@ def build_purifier(name, steps):
     import tfdefense
     from tfdefense.zoo import cards, registry
     from tfdefense.defense import networks
-    from tfdefense.purification import Purifier
+    from tfdefense.purification import LatentSearchPurifier
 
     try:
         return tfdefense.load(name, steps=steps).purifier, "pretrained"
@@ -97,7 +97,7 @@ def build_purifier(name, steps):
         config = registry.get_entry(name)["config"]
         encoder = networks.encoder(config["latent_dim"], config["filters"])
         decoder = networks.decoder(config["latent_dim"], config["filters"])
-        return Purifier(decoder, encoder, steps=steps), "random init (no pretrained weights here)"
+        return LatentSearchPurifier(decoder, encoder, steps=steps), "random init (no pretrained weights here)"
 
 
 def main(argv):

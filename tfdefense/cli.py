@@ -54,8 +54,8 @@ def _inference_flags(p):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="an inference setting the family declares (JSON value), e.g. --set=steps=30 "
                         "--set=threshold=null")
-    p.add_argument("--steps", type=int, help="latent search steps L (shorthand for --set=steps=N)")
-    p.add_argument("--restarts", type=int, help="latent search restarts R")
+    p.add_argument("--steps", type=int, help="shorthand for --set=steps=N, for the families that declare it "
+                                             "(latent search steps L, DiffPure's reverse sampler steps)")
     p.add_argument("--threshold", type=float, help="the detector threshold")
     p.add_argument("--classifier", help="the classifier behind the defense: an entry name or a saved Keras model "
                                         "(.keras); a final softmax is removed and its logits attacked")
@@ -78,7 +78,7 @@ def _target(args):
 
 
 def _inference_overrides(args):
-    overrides = {k: getattr(args, k) for k in ("steps", "restarts", "threshold", "classifier")
+    overrides = {k: getattr(args, k) for k in ("steps", "threshold", "classifier")
                  if getattr(args, k) is not None}
     overrides.update(parse_settings(args.set))
     return overrides

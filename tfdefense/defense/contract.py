@@ -14,14 +14,19 @@ that declares
   attacks then differentiate the whole pipeline end to end;
 * ``surrogate(x)``: what BPDA differentiates instead when it is not (a latent
   search: G(F(x)) for AE-GAN+rs, identity for Defense-GAN), also the cheap
-  path that a detector's bypass sends unflagged inputs through;
+  path that a detector's bypass sends unflagged inputs through, and
+  ``surrogate_name``, what it is, for reports ("identity", "gfx", ...);
 * ``random`` and ``eot_samples``: whether its output depends on ``seed`` (so
   EOT applies) and how many samples a white-box attack averages by default.
 
 **Detector** (`DetectorLayer`): a serializable Keras layer,
-``score(x, purification=None) -> [N]`` (higher is more suspicious) with a
-``threshold`` chosen on clean validation data at a target false-positive
-rate (None: the detector flags nothing), and the rules
+``score(x, purification=None, seed=0) -> [N]`` (higher is more suspicious)
+with a ``threshold`` chosen on clean validation data at a target
+false-positive rate (None: the detector flags nothing). Scores above
+``flag_level`` are flagged and, for a rejecting detector, scores above
+``reject_level`` rejected; both are the threshold unless a detector says
+otherwise (FM-Defense flags any score above 0 and rejects above the
+threshold). The rules:
 
 * ``differentiable``: a detector-aware white-box attack can put its score in
   the loss (else the attack must approximate it);
@@ -29,12 +34,10 @@ rate (None: the detector flags nothing), and the rules
   (``errors`` of a latent search: INC), so it cannot be computed first;
 * ``bypass``: unflagged inputs skip the purifier and take its surrogate
   (AE-GAN+rs sends clean-looking inputs through G(F(x)) only);
-* ``rejects``: a flagged input gets the reject decision (``rejected`` in the
-  outputs) instead of being trusted after purification; a detector may
-  reject above a second, higher level (``reject``: FM-Defense purifies
-  inputs a little suspicious and rejects those far beyond);
-* ``random``: the score depends on a seed (FM-Defense's morphs), which the
-  pipeline passes as ``score(x, seed=seed)``;
+* ``rejects``: an input above ``reject_level`` gets the reject decision
+  (``rejected`` in the outputs) instead of being trusted after purification;
+* ``random``: the score depends on its ``seed`` (FM-Defense's morphs); the
+  pipeline passes its seed to every detector;
 * ``attackable``: a detector-aware attack can put ``excess`` in its loss:
   the score's own gradient when ``differentiable``, else a differentiable
   stand-in the detector defines (BPDA for the detector).
@@ -66,8 +69,8 @@ class PurifierLayer(keras.layers.Layer):
     """
 
     differentiable = False
-    # What ``surrogate`` is, named for reports: "identity", "gfx" (G(F(x))), "self".
-    bpda = "identity"
+    # What ``surrogate`` is, named for reports: "identity", "gfx" (G(F(x))), "self" (the purifier itself).
+    surrogate_name = "identity"
 
     @property
     def random(self):
@@ -107,8 +110,20 @@ class DetectorLayer(keras.layers.Layer):
         self.bypass = bool(bypass)
         self.rejects = bool(rejects)
 
-    def score(self, x, purification=None):
-        raise NotImplementedError(f"{type(self).__name__} must implement score(x, purification=None).")
+    def score(self, x, purification=None, seed=0):
+        """[N] suspicion scores of images ``x``; ``purification`` is the purifier's output for a detector
+        that ``needs_purification``, ``seed`` the pipeline's seed for a ``random`` one."""
+        raise NotImplementedError(f"{type(self).__name__} must implement score(x, purification=None, seed=0).")
+
+    @property
+    def flag_level(self):
+        """Scores above it are flagged (the threshold, unless a detector flags at another level)."""
+        return self.threshold
+
+    @property
+    def reject_level(self):
+        """Scores above it are rejected by a rejecting detector (the threshold unless overridden)."""
+        return self.threshold
 
     @property
     def attackable(self):
@@ -124,18 +139,20 @@ class DetectorLayer(keras.layers.Layer):
         self._surrogate = None if purifier is None else purifier.surrogate
         self._classify = None if classifier is None else classifier.__call__
 
-    def call(self, x, purification=None):
-        return self.score(x, purification)
+    def call(self, x, purification=None, seed=0):
+        return self.score(x, purification, seed)
 
     def flag(self, score):
-        """Boolean flags for scores (all False without a threshold)."""
+        """Boolean flags: scores above ``flag_level`` (all False without a threshold)."""
         if self.threshold is None:
             return tf.zeros_like(score, tf.bool)
-        return score > self.threshold
+        return score > self.flag_level
 
     def reject(self, score):
-        """Boolean reject decisions: the flags of a rejecting detector, none otherwise."""
-        return self.flag(score) if self.rejects else tf.zeros_like(score, tf.bool)
+        """Boolean reject decisions: a rejecting detector's scores above ``reject_level``, none otherwise."""
+        if self.threshold is None or not self.rejects:
+            return tf.zeros_like(score, tf.bool)
+        return score > self.reject_level
 
     def excess(self, x):
         """relu(score / threshold - 1): how far above its threshold an input is, in units of the

@@ -210,11 +210,11 @@ class DefendedClassifier(keras.Model):
         return tf.tensor_scatter_nd_update(cheap, index[:, None], self._purify_subset(x, index, seed)), None
 
     def _early_scores(self, x, seed=0):
-        return {d.name: tf.cast(d.score(x, seed=seed) if d.random else d.score(x), tf.float32)
-                for d in self.detectors if not d.needs_purification}
+        return {d.name: tf.cast(d.score(x, seed=seed), tf.float32) for d in self.detectors
+                if not d.needs_purification}
 
-    def _late_scores(self, x, purification):
-        return {d.name: tf.cast(d.score(x, purification), tf.float32) for d in self.detectors
+    def _late_scores(self, x, purification, seed=0):
+        return {d.name: tf.cast(d.score(x, purification, seed=seed), tf.float32) for d in self.detectors
                 if d.needs_purification}
 
     def _decisions(self, x, scores):
@@ -248,7 +248,7 @@ class DefendedClassifier(keras.Model):
         seed = tf.convert_to_tensor(seed, tf.int32)
         scores = self._early_scores(x, seed)
         purified, purification = self._purify(x, seed, scores)
-        scores.update(self._late_scores(x, purification))
+        scores.update(self._late_scores(x, purification, seed))
         logits = tf.cast(self.classifier(purified, training=False), tf.float32)
         return {"logits": logits, "label": tf.argmax(logits, axis=-1, output_type=tf.int32),
                 "purified": purified, **self._decisions(x, scores)}
@@ -256,7 +256,8 @@ class DefendedClassifier(keras.Model):
     def _all_scores(self, x, seed):
         scores = self._early_scores(x, seed)
         if any(d.needs_purification for d in self.detectors):
-            scores.update(self._late_scores(x, self.purifier(x, seed=tf.convert_to_tensor(seed, tf.int32))))
+            seed = tf.convert_to_tensor(seed, tf.int32)
+            scores.update(self._late_scores(x, self.purifier(x, seed=seed), seed))
         return scores
 
     def detect(self, x, seed=0):

@@ -8,7 +8,7 @@ from tfdefense.defense import networks
 from tfdefense.families.aegan.defended import build_defended
 from tfdefense.families.classifiers import builders as cbuilders
 from tfdefense.defense.defended import DefendedClassifier
-from tfdefense.purification import ModelPurifier, Purifier, ReconstructionDetector
+from tfdefense.purification import ModelPurifier, LatentSearchPurifier, ReconstructionDetector
 
 
 @pytest.fixture(scope="module")
@@ -21,15 +21,15 @@ def parts():
 def test_purifier_outputs_and_lower_error_with_steps(parts):
     enc, dec, _ = parts
     x = testing.tiny_images(3)
-    zero = Purifier(dec, enc, steps=0)(x)
-    searched = Purifier(dec, enc, steps=10, step_size=0.01)(x)
+    zero = LatentSearchPurifier(dec, enc, steps=0)(x)
+    searched = LatentSearchPurifier(dec, enc, steps=10, step_size=0.01)(x)
     assert zero["images"].shape == (3, 28, 28, 1) and zero["codes"].shape == (3, 4)
     assert np.all(searched["errors"].numpy() <= zero["errors"].numpy() + 1e-6)
 
 
 def test_random_restarts_reproducible_per_seed(parts):
     _, dec, _ = parts
-    purifier = Purifier(dec, None, steps=2, step_size=0.01, restarts=3)
+    purifier = LatentSearchPurifier(dec, None, steps=2, step_size=0.01, restarts=3)
     x = testing.tiny_images(2)
     a, b, c = purifier(x, seed=1), purifier(x, seed=1), purifier(x, seed=2)
     np.testing.assert_array_equal(a["codes"].numpy(), b["codes"].numpy())

@@ -28,7 +28,7 @@ import tensorflow as tf
 from tfdefense.utils import progress
 from tfdefense.evaluation.core import predict_logits
 from tfdefense.purification import search
-from tfdefense.purification.purifier import Purifier
+from tfdefense.purification.purifier import LatentSearchPurifier
 
 
 def labels(classifier, images):
@@ -54,7 +54,7 @@ def _batches(n, batch_size, desc):
 
 
 def purify(purifier, images, seed=0, batch_size=250, desc="purify"):
-    """A `Purifier` over numpy ``images`` in batches: ``images`` and ``codes`` as numpy arrays."""
+    """A `LatentSearchPurifier` over numpy ``images`` in batches: ``images`` and ``codes`` as numpy arrays."""
     parts = [purifier(images[i:i + batch_size], seed=seed) for i in _batches(len(images), batch_size, desc)]
     return {key: np.concatenate([np.asarray(p[key]) for p in parts]) for key in ("images", "codes")}
 
@@ -64,11 +64,11 @@ def clean_reference(model, clean, seed=0, batch_size=250):
 
     Returns:
         dict: ``images``, ``label`` (the protected classifier on them) and, for a latent-search
-        `Purifier` (which is then run directly, so every image is searched), its ``codes``;
+        `LatentSearchPurifier` (which is then run directly, so every image is searched), its ``codes``;
         other purifiers go through ``model.defend`` and have ``codes`` None.
     """
     purifier = model.purifier
-    if not isinstance(purifier, Purifier):
+    if not isinstance(purifier, LatentSearchPurifier):
         out = model.defend(clean, seed=seed, desc="purify clean images")
         return {"images": out["purified"], "label": out["label"], "codes": None}
     out = purify(purifier, clean, seed, batch_size, desc="purify clean images")
@@ -88,7 +88,7 @@ def projection_check(model, x, y, clean, *, readers=(), seed=0, reference=None):
     """Splits the wrong labels of ``model`` on images ``x`` by the cause (see the module doc).
 
     The right-class points that P(x') is compared with are P(x) and, for a latent-search
-    `Purifier`, the same search run on x' from P(x)'s code (a right-class basin near x').
+    `LatentSearchPurifier`, the same search run on x' from P(x)'s code (a right-class basin near x').
     They are points we know of, not the nearest right-class point of the range, so
     ``search_fell_short`` is a lower bound on the search's share.
 

@@ -50,7 +50,7 @@ def test_projection_check_names_each_cause_once():
 def test_projection_check_searches_from_the_clean_code_for_a_latent_search():
     import keras
 
-    from tfdefense.purification import Purifier
+    from tfdefense.purification import LatentSearchPurifier
 
     keras.utils.set_random_seed(0)
     decoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(784, activation="sigmoid"),
@@ -58,7 +58,7 @@ def test_projection_check_searches_from_the_clean_code_for_a_latent_search():
     classifier = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
 
     class Model:
-        purifier = Purifier(decoder, steps=5, step_size=0.1, restarts=2)
+        purifier = LatentSearchPurifier(decoder, steps=5, step_size=0.1, restarts=2)
 
         def defend(self, x, seed=0, desc=None):
             purified = np.asarray(self.purifier(x, seed=seed)["images"])

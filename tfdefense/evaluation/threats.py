@@ -48,9 +48,9 @@ def gradient_kind(model, bpda=None):
         return "exact"
     # A differentiable purifier's exact gradient is the default; one whose exact gradient is only piecewise
     # informative (PuVAE's min-RMSE choice of class) may declare a smooth surrogate, used when asked for.
-    if purifier.differentiable and not (bpda == "surrogate" and purifier.bpda != "self"):
+    if purifier.differentiable and not (bpda == "surrogate" and purifier.surrogate_name != "self"):
         return "exact"
-    return "bpda:" + (purifier.bpda if bpda in (None, "surrogate", "gfx") else "identity")
+    return "bpda:" + (purifier.surrogate_name if bpda in (None, "surrogate", "gfx") else "identity")
 
 
 def purified_fn(model, seed=0, bpda=None):

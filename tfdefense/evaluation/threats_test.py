@@ -44,9 +44,9 @@ def test_white_box_gradient_is_nonzero_through_a_real_search(classifier):
 def test_eot_default_and_bad_settings(classifier):
     dec = networks.decoder(4, 2)
     from tfdefense.defense.defended import DefendedClassifier
-    from tfdefense.purification import Purifier
+    from tfdefense.purification import LatentSearchPurifier
 
-    random_start = DefendedClassifier(classifier, Purifier(dec, None, steps=1, restarts=2))
+    random_start = DefendedClassifier(classifier, LatentSearchPurifier(dec, None, steps=1, restarts=2))
     assert random_start.purifier.random and random_start.purifier.eot_samples == 4
     assert threats.eot_count(random_start) == 4 and threats.eot_count(random_start, 2) == 2
     assert threats.eot_count(identity_defense(classifier), 8) == 1  # nothing random to average over

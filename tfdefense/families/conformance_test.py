@@ -106,7 +106,7 @@ def _check_white_box_gradient(model, x, y):
     """The white-box gradient is non-zero and is the kind the purifier declares."""
     kind = threats.gradient_kind(model)
     purifier = model.purifier
-    assert kind == ("exact" if purifier is None or purifier.differentiable else f"bpda:{purifier.bpda}")
+    assert kind == ("exact" if purifier is None or purifier.differentiable else f"bpda:{purifier.surrogate_name}")
     x = tf.constant(x)
 
     def ce(logits):

@@ -85,7 +85,7 @@ class ReconstructionDetector(DetectorLayer):
         self.autoencoder = autoencoder
         self.metric = metric
 
-    def score(self, x, purification=None):
+    def score(self, x, purification=None, seed=0):
         if self.autoencoder is not None:
             return detection_scores(x, self.autoencoder(x, training=False), self.metric)
         if getattr(self, "_surrogate", None) is None:
@@ -115,7 +115,6 @@ class PurificationErrorDetector(DetectorLayer):
     differentiates it, purifying the input itself at seed 0.
     """
 
-    differentiable = False
     needs_purification = True
 
     def __init__(self, threshold=None, bypass=False, rejects=True, **kwargs):
@@ -126,11 +125,16 @@ class PurificationErrorDetector(DetectorLayer):
         super().bind(purifier, classifier)
         # Bound method only: the purifier is tracked (and saved) once, by the defense.
         self._purify = None if purifier is None else purifier.__call__
-        self.differentiable = bool(purifier is not None and purifier.differentiable)
 
-    def score(self, x, purification=None):
-        if purification is None and getattr(self, "_purify", None) is not None and self.differentiable:
-            purification = self._purify(x, seed=0)
+    @property
+    def differentiable(self):
+        """Exactly when the purifier whose error it reads is differentiable (False until bound to one)."""
+        purify = getattr(self, "_purify", None)
+        return bool(purify is not None and purify.__self__.differentiable)
+
+    def score(self, x, purification=None, seed=0):
+        if purification is None and self.differentiable:
+            purification = self._purify(x, seed=seed)
         if purification is None or "errors" not in purification:
             raise ValueError("PurificationErrorDetector scores the purifier's 'errors'; pass its output.")
         return tf.cast(purification["errors"], tf.float32)

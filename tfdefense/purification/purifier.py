@@ -1,4 +1,4 @@
-"""`Purifier`: a Keras layer over `latent_search`."""
+"""`LatentSearchPurifier`: a Keras layer over `latent_search`."""
 
 import keras
 import tensorflow as tf
@@ -9,7 +9,7 @@ from tfdefense.defense.serialization import deserialize_parts, serialize_parts
 
 
 @keras.saving.register_keras_serializable(package="tfdefense")
-class Purifier(PurifierLayer):
+class LatentSearchPurifier(PurifierLayer):
     """Projects images onto the range of a decoder by latent search.
 
     With an ``encoder`` the first start is F(x) (AE-GAN+rs); the other
@@ -39,7 +39,7 @@ class Purifier(PurifierLayer):
         dict with ``images``, ``codes``, ``errors`` (per-image MSE).
 
     Example:
-        >>> purifier = Purifier(decoder, encoder, steps=15, step_size=0.02)   # doctest: +SKIP
+        >>> purifier = LatentSearchPurifier(decoder, encoder, steps=15, step_size=0.02)   # doctest: +SKIP
         >>> out = purifier(x)                                                  # doctest: +SKIP
     """
 
@@ -65,7 +65,7 @@ class Purifier(PurifierLayer):
         self.built = True
 
     @property
-    def bpda(self):
+    def surrogate_name(self):
         return "gfx" if self.encoder is not None else "identity"
 
     @property
@@ -111,3 +111,9 @@ class Purifier(PurifierLayer):
     @classmethod
     def from_config(cls, config):
         return cls(**deserialize_parts(config, ("decoder", "encoder")))
+
+
+# Its name until the layout showed the architecture: `Purifier` and models saved under "tfdefense>Purifier"
+# still work.
+Purifier = LatentSearchPurifier
+keras.saving.get_custom_objects()["tfdefense>Purifier"] = LatentSearchPurifier

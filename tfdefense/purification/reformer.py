@@ -28,7 +28,7 @@ class ModelPurifier(PurifierLayer):
     """
 
     differentiable = True
-    bpda = "self"
+    surrogate_name = "self"
 
     def __init__(self, model, **kwargs):
         super().__init__(**kwargs)

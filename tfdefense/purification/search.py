@@ -79,7 +79,7 @@ def _count(name, value, least):
 def check_settings(*, steps, step_size, decay_every, decay, momentum=0.0, init_scale=1.0, restarts=1,
                    prior="uniform"):
     """Raises ValueError naming the first search setting out of range (shared by
-    `latent_search` and `Purifier`, which calls the kernel directly).
+    `latent_search` and `LatentSearchPurifier`, which calls the kernel directly).
 
     Returns:
         ``(steps, decay_every, restarts)`` as ints: whole numbers from a config
@@ -102,7 +102,7 @@ def check_settings(*, steps, step_size, decay_every, decay, momentum=0.0, init_s
 
 
 def _search(decoder, x, z_init, steps, step_size, decay_every, decay, z_clip, momentum=0.0):
-    """The numeric kernel; callers wrap it in `tf.function` (see `Purifier`)."""
+    """The numeric kernel; callers wrap it in `tf.function` (see `LatentSearchPurifier`)."""
     restarts, batch = tf.shape(z_init)[0], tf.shape(z_init)[1]
     latent = z_init.shape[-1]
     z0 = tf.reshape(z_init, [-1, latent])

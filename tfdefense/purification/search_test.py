@@ -90,16 +90,16 @@ def tiny_decoder():
                                           ({"restarts": 1.5}, "restarts"), ({"steps": 2.5}, "steps"),
                                           ({"prior": "cauchy"}, "prior must be one of")])
 def test_purifier_checks_its_search_settings(kwargs, match, tiny_decoder):
-    """`Purifier` runs the kernel directly, so it checks the same settings up front (e.g. a bad --set)."""
-    from tfdefense.purification import Purifier
+    """`LatentSearchPurifier` runs the kernel directly, so it checks the same settings up front (e.g. a bad --set)."""
+    from tfdefense.purification import LatentSearchPurifier
     with pytest.raises(ValueError, match=match):
-        Purifier(tiny_decoder, z_clip=None, **{"steps": 2, "restarts": 2, "prior": "normal", **kwargs})
+        LatentSearchPurifier(tiny_decoder, z_clip=None, **{"steps": 2, "restarts": 2, "prior": "normal", **kwargs})
 
 
 def test_purifier_takes_whole_numbers_from_a_config(tiny_decoder):
     """JSON or numpy whole numbers (10.0, np.int64(3)) are counts; only a fraction is refused."""
-    from tfdefense.purification import Purifier
-    purifier = Purifier(tiny_decoder, steps=4.0, restarts=np.int64(3), decay_every=2.0, z_clip=None)
+    from tfdefense.purification import LatentSearchPurifier
+    purifier = LatentSearchPurifier(tiny_decoder, steps=4.0, restarts=np.int64(3), decay_every=2.0, z_clip=None)
     assert (purifier.steps, purifier.restarts, purifier.decay_every) == (4, 3, 2)
     assert all(type(v) is int for v in (purifier.steps, purifier.restarts, purifier.decay_every))
 
@@ -107,7 +107,7 @@ def test_purifier_takes_whole_numbers_from_a_config(tiny_decoder):
 @pytest.mark.parametrize("value,expected", [(4.0, 4), (np.int64(4), 4), ("4", 4), ("4.0", 4),
                                             (2.5, None), (True, None), ("four", None), (-1, None)])
 def test_search_counts_are_whole_numbers(value, expected):
-    """`latent_search` and `Purifier` share one check: whole numbers are counts, anything else is refused."""
+    """`latent_search` and `LatentSearchPurifier` share one check: whole numbers are counts, anything else is refused."""
     dec, _ = linear_decoder()
     x = dec(tf.constant([[0.5, -0.3, 0.2]]))
     if expected is None:

@@ -5,7 +5,7 @@ import os
 from tfdefense.defense import networks
 from tfdefense.zoo import registry
 from tfdefense.defense.defended import DefendedClassifier
-from tfdefense.purification import Purifier, ReconstructionDetector
+from tfdefense.purification import LatentSearchPurifier, ReconstructionDetector
 
 ENCODER, DECODER = "encoder.weights.h5", "decoder.weights.h5"
 # Settings a user may override in `tfdefense.load("aegan_mnist", **settings)`
@@ -22,7 +22,7 @@ def build_defended(encoder, decoder, classifier, steps=15, step_size=0.01, resta
     and a threshold, unflagged images take G(F(x)) and only flagged ones are
     searched (L=``steps`` from F(x)). Flagged images are purified, not rejected.
     """
-    purifier = Purifier(decoder, encoder, steps=steps, step_size=step_size, restarts=restarts)
+    purifier = LatentSearchPurifier(decoder, encoder, steps=steps, step_size=step_size, restarts=restarts)
     # The detector scores against the purifier's surrogate G(F(x)).
     detector = ReconstructionDetector(None, metric, threshold=threshold, bypass=bypass, rejects=False)
     return DefendedClassifier(classifier, purifier, [detector], name=name)

@@ -25,7 +25,7 @@ from tfdefense.defense.defended import DefendedClassifier
 from tfdefense.families.defensegan import presets
 from tfdefense.families.defensegan.model import WGANGP
 from tfdefense.families.defensegan.robust import ManifoldAdversarialTraining
-from tfdefense.purification import PurificationErrorDetector, Purifier
+from tfdefense.purification import PurificationErrorDetector, LatentSearchPurifier
 
 GENERATOR = "generator.weights.h5"
 # Published beside the generator only so that training can continue on another
@@ -57,7 +57,7 @@ def _measure(model, entry):
 def build_defended(generator, classifier, steps=200, restarts=10, step_size=0.01, decay_every=50, decay=0.5,
                    momentum=0.0, init_scale=1.0, threshold=None, name="defensegan"):
     """INC: random-restart search from N(0, I), reject if the best search error is above ``threshold``."""
-    purifier = Purifier(generator, None, steps=steps, step_size=step_size, restarts=restarts,
+    purifier = LatentSearchPurifier(generator, None, steps=steps, step_size=step_size, restarts=restarts,
                         decay_every=decay_every, decay=decay, prior="normal", z_clip=None, momentum=momentum,
                         init_scale=init_scale)
     return DefendedClassifier(classifier, purifier, [PurificationErrorDetector(threshold=threshold)], name=name)

@@ -48,7 +48,7 @@ class DiffusionPurifier(PurifierLayer):
     """
 
     differentiable = True
-    bpda = "identity"  # the base class's identity surrogate: the weak BPDA reference
+    surrogate_name = "identity"  # the base class's identity surrogate: the weak BPDA reference
 
     def __init__(self, unet, t_star=150, steps=10, eta=1.0, timesteps=1000, eot=8, checkpoint_gradients=True,
                  **kwargs):

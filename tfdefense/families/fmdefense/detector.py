@@ -174,16 +174,10 @@ class MorphResistanceDetector(DetectorLayer):
     def score(self, x, purification=None, seed=0):
         return self.distance(self.resistance(x, seed))
 
-    # -- decisions: flagged (distance > 0) are purified, beyond theta_d rejected -----------------
-    def flag(self, score):
-        if self.threshold is None:
-            return tf.zeros_like(score, tf.bool)
-        return score > 0.0
-
-    def reject(self, score):
-        if self.threshold is None or not self.rejects:
-            return tf.zeros_like(score, tf.bool)
-        return score > self.threshold
+    # -- decisions: flagged (distance > 0) are purified, beyond theta_d (the threshold) rejected ---
+    @property
+    def flag_level(self):
+        return 0.0
 
     def excess(self, x):
         """Differentiable stand-in of the distance for detector-aware attacks: the resistance with

@@ -26,7 +26,7 @@ class ComboVAEPurifier(PurifierLayer):
     """
 
     differentiable = True
-    bpda = "self"
+    surrogate_name = "self"
 
     def __init__(self, shared_encoder, dgmm, enhanced_decoder, **kwargs):
         super().__init__(**kwargs)

@@ -45,7 +45,7 @@ class ClassConditionalPurifier(PurifierLayer):
     differentiable = True
     # The exact gradient flows through the chosen class only; the declared surrogate (BPDA when an attack
     # asks for it) weighs every class's reconstruction by a softmax of its negative RMSE.
-    bpda = "soft-min-rmse"
+    surrogate_name = "soft-min-rmse"
 
     def __init__(self, trunk, head, decoder, sampling_scale=1.0, soft_temperature=0.01, **kwargs):
         super().__init__(**kwargs)
