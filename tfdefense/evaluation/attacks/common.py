@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from tfdefense.utils import batching, progress
+from tfdefense.utils import batching
 
 
 def check(x, y, eps=None, clip_min=0.0, clip_max=1.0):
@@ -23,8 +23,7 @@ def check(x, y, eps=None, clip_min=0.0, clip_max=1.0):
 def batched(fn, x, y, batch_size, desc):
     """``fn(x batch, y batch or None)`` over consecutive batches of ``x``, into one array like ``x``."""
     out = np.empty_like(x)
-    for start in progress.bar(range(0, len(x), batch_size), desc=desc):
-        sl = slice(start, start + batch_size)
+    for sl in batching.batches(len(x), batch_size, desc):
         out[sl] = np.asarray(fn(tf.constant(x[sl]), None if y is None else tf.constant(y[sl])))
     return out
 

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfdefense.families.aegan import builders, losses
+from tfdefense.utils import batching
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
 
 PARTS = ("encoder", "decoder", "discriminator")
@@ -114,8 +115,8 @@ class AEGAN(keras.Model):
         try:
             for layer in norms:
                 layer.momentum = momentum
-            for start in range(0, len(x), batch_size):
-                codes = self.encoder(x[start:start + batch_size], training=False)
+            for batch in batching.batches(len(x), batch_size):
+                codes = self.encoder(x[batch], training=False)
                 self.decoder(codes, training=True)
         finally:
             for layer, m in zip(norms, saved):

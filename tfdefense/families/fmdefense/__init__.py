@@ -33,7 +33,7 @@ import keras
 import numpy as np
 
 from tfdefense import datasets
-from tfdefense.utils import progress
+from tfdefense.utils import batching, progress
 from tfdefense.zoo import registry
 from tfdefense.defense.defended import DefendedClassifier
 from tfdefense.families.fmdefense import builders, losses, presets
@@ -93,8 +93,8 @@ def _measure(model, entry):
     classifier = registry.load_classifier(entry["inference"]["classifier"])
     purifier = ComboVAEPurifier(model.shared_encoder, model.dgmm, model.enhanced_decoder)
     sums = {"reconstruction": 0.0, "enhanced_reconstruction": 0.0, "dgmm_accuracy": 0.0, "purified_accuracy": 0.0}
-    for i in range(0, len(x), 500):
-        xb, yb = x[i:i + 500], y[i:i + 500]
+    for batch in batching.batches(len(x), 500):
+        xb, yb = x[batch], y[batch]
         x_hat, x_enh = model(xb)
         sums["reconstruction"] += float(losses.reconstruction(xb, x_hat)) * len(xb)
         sums["enhanced_reconstruction"] += float(losses.reconstruction(xb, x_enh)) * len(xb)
@@ -153,14 +153,12 @@ def tune(build, x, y, *, eps=0.3, seed=0, rho=0.999, eta=0.9, range_quantile=0.0
     """
     # Every setting tuning replaces is passed, so a card's earlier calibration cannot leak in.
     detector = build(codes=None, resistance_thresholds=1.0).detectors[0]
-    means = np.concatenate([np.asarray(detector.encoder(x[i:i + 500], training=False)[0])
-                            for i in range(0, len(x), 500)])
+    means = batching.concat_map(lambda b: detector.encoder(b, training=False)[0], x, 500)
     low = [round(float(v), 4) for v in np.quantile(means, range_quantile, axis=0)]
     high = [round(float(v), 4) for v in np.quantile(means, 1 - range_quantile, axis=0)]
     codes = [i for i in range(len(low)) if high[i] - low[i] >= min_width] or [int(np.argmax(np.subtract(high, low)))]
     detector = build(low=low, high=high, codes=codes, resistance_thresholds=1.0).detectors[0]
-    r = np.concatenate([np.asarray(detector.resistance(x[i:i + batch_size], seed))
-                        for i in progress.bar(range(0, len(x), batch_size), desc="morph resistance")])
+    r = batching.concat_map(lambda b: detector.resistance(b, seed), x, batch_size, "morph resistance")
     by_rho = resistance_thresholds_at(r, rho)
     theta_r = by_rho if resistance_threshold is None else [float(resistance_threshold)] * len(codes)
     dist = distances(r, theta_r)

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 
 from tfdefense import datasets
+from tfdefense.utils import batching
 from tfdefense.zoo import registry
 from tfdefense.defense.defended import DefendedClassifier
 from tfdefense.purification import PurificationErrorDetector
@@ -88,8 +89,8 @@ def _measure(model, entry):
     trunks = {"float32": model.trunk, "float16_stored": _rounded(model.trunk, entry["config"], "trunk")}
     purifiers = {k: ClassConditionalPurifier(t, model.head, model.decoder) for k, t in trunks.items()}
     mse, correct = [], {k: 0 for k in purifiers}
-    for i in range(0, len(x), 250):
-        xb, yb = x[i:i + 250], y[i:i + 250]
+    for batch in batching.batches(len(x), 250):
+        xb, yb = x[batch], y[batch]
         mse.append(float(losses.reconstruction_mse(xb, model((xb, yb))[0])) * len(xb))
         for k, purifier in purifiers.items():
             logits = model.classifier(purifier(xb)["images"], training=False)

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from tfdefense.utils import batching
+
 
 def decompose(purifier, classifier, x, y, seed=0, batch_size=250):
     """How the class choice and the reconstruction each do on images ``x`` with labels ``y``.
@@ -17,8 +19,8 @@ def decompose(purifier, classifier, x, y, seed=0, batch_size=250):
         {'purified': 0.474, 'choice_is_true_class': 0.474, 'oracle': 1.0, ...}
     """
     sums = {}
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+    for batch in batching.batches(len(x), batch_size):
+        xb, yb = x[batch], y[batch]
         images, rmse = (np.asarray(t) for t in purifier.reconstructions(xb, seed))
         chosen = rmse.argmin(1)
         rows = np.arange(len(xb))
