@@ -138,7 +138,7 @@ def main(argv):
         with open(FLAGS.output, "w") as f:
             json.dump(result, f, indent=2)
     if FLAGS.update_card:
-        from tfdefense.zoo import store
+        from tfdefense.zoo import cards, store
 
         def change(card):
             card.setdefault("measured", {})["throughput"] = {
