@@ -171,7 +171,8 @@ def load(name, folder=None, **overrides):
     family = get_family(entry["family"])
     detector_overrides = {k: overrides.pop(k) for k in DETECTOR_SETTINGS if k in overrides}
     settings = settings_for(entry, folder, card, overrides)
-    warn_uncalibrated(name, card, inference_settings(family.inference, entry, card, {}), settings)
+    # The published settings resolved the same way, so a trained folder's own classifier.keras is no change.
+    warn_uncalibrated(name, card, settings_for(entry, folder, card, {}), settings)
     model = family.load(entry, folder, **settings)
     apply_thresholds(model, card.get("inference", {}).get("thresholds", {}), **detector_overrides)
     model.card = card
