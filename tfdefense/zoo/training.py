@@ -253,3 +253,4 @@ def publish(src, dst):
         os.replace(dst, old)
     os.replace(tmp, dst)
     shutil.rmtree(old, ignore_errors=True)
+    store.sync_packaged(dst)  # a checkout's published card is also the package's
