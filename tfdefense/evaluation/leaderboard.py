@@ -41,6 +41,10 @@ def _nonstandard(result):
             or result.get("split") != STANDARD["split"])
 
 
+# Card sections that record an attacker's choice, not a change of the defense (`cards.result_section`).
+ATTACKER_CHOICES = ("bpda", "eot")
+
+
 def strongest_white(white):
     """(attack, result) with the lowest accuracy among the card's white-box Linf attacks at the standard
     eps (not "fgsm_0.4", not the unbounded L2 attacks CW and DeepFool), or None."""
@@ -49,16 +53,18 @@ def strongest_white(white):
 
 
 def white_results(robustness):
-    """The published model's white-box results: its ``white_box`` section and the sections of attacks that
-    asked for BPDA through a declared surrogate (``white_box_bpda="surrogate"``: the same model, another
-    gradient), the latter named ``<attack> (bpda surrogate)``. Sections with changed inference settings are
-    another model and stay out."""
+    """The published model's white-box results: its ``white_box`` section and the sections of the attacker's
+    own choices on the same model: BPDA through a declared surrogate (``white_box_bpda="surrogate"``, named
+    ``<attack> (bpda surrogate)``) and a random defense attacked through one noise draw
+    (``white_box_eot=1``, named ``<attack> (eot 1)``). Sections with changed inference settings are another
+    model and stay out."""
     out = dict(robustness.get("white_box", {}))
-    prefix = "white_box_bpda="
-    for section, results in robustness.items():
-        if section.startswith(prefix):
-            how = section[len(prefix):].strip('"')
-            out.update({f"{attack} (bpda {how})": r for attack, r in results.items()})
+    for choice in ATTACKER_CHOICES:
+        prefix = f"white_box_{choice}="
+        for section, results in robustness.items():
+            if section.startswith(prefix):
+                how = section[len(prefix):].strip('"')
+                out.update({f"{attack} ({choice} {how})": r for attack, r in results.items()})
     return out
 
 

@@ -35,3 +35,11 @@ def test_white_box_through_an_asked_for_surrogate_counts_but_changed_settings_do
     white = leaderboard.white_results(robustness)
     assert set(white) == {"pgd", "pgd (bpda surrogate)"}
     assert leaderboard.strongest_white(white)[0] == "pgd (bpda surrogate)"
+
+
+def test_a_random_defense_attacked_through_one_noise_draw_counts():
+    robustness = {"white_box": {"pgd": {"accuracy_defended": 0.5, "params": {"eps": 0.3}}},
+                  "white_box_eot=1": {"pgd": {"accuracy_defended": 0.29, "params": {"eps": 0.3}}}}
+    white = leaderboard.white_results(robustness)
+    assert set(white) == {"pgd", "pgd (eot 1)"}
+    assert leaderboard.strongest_white(white)[0] == "pgd (eot 1)"
