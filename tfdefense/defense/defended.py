@@ -310,10 +310,6 @@ class DefendedClassifier(keras.Model):
                                   batch_size, desc)
         return {k: out[k] for k in OUTPUTS}
 
-    def predict_logits(self, x):
-        """Logits for a batch (used by `tfdefense.evaluation`)."""
-        return self.defend(x)["logits"]
-
     def get_config(self):
         config = super().get_config()
         config.update(serialize_parts(self, PARTS))
