@@ -167,7 +167,7 @@ def cmd_evaluate(args):
                          seed=args.seed, params=args.params, black_box=args.black_box, white_box=args.white_box,
                          output_dir=args.output_dir, sweep=args.sweep, sweep_n=args.sweep_n,
                          sweep_range=[float(v) for v in args.sweep_range], sweep_attacks=args.sweep_attacks,
-                         run_sanity=args.sanity, update_card=args.update_card, split=args.split,
+                         run_sanity=args.sanity and args.sanity_n, update_card=args.update_card, split=args.split,
                          source=source, data=args.data, k_queries=args.queries, **_inference_overrides(args))
     print(report.to_markdown())
 
@@ -281,7 +281,9 @@ def parser():
     p.add_argument("--sweep_n", type=int, default=200, help="images for the sweep and the detector curves")
     p.add_argument("--sweep_range", type=_csv, default=["0", "0.4"], help="smallest,largest eps of --sweep")
     p.add_argument("--sweep_attacks", type=_csv, default=["fgsm", "pgd"], help="gray-box attacks of --sweep")
-    p.add_argument("--sanity", action="store_true", help="run the built-in sanity checks")
+    p.add_argument("--sanity", action="store_true",
+                   help="run the built-in sanity checks (white-box as --white_box says)")
+    p.add_argument("--sanity_n", type=int, default=100, help="images for --sanity (default: 100)")
     p.add_argument("--queries", type=int, default=10, help="a random defense is also scored when it must answer "
                    "each input right under K seeds (default: 10; 1 skips it)")
     p.add_argument("--update-card", "--update_card", dest="update_card", action="store_true",

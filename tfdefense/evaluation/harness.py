@@ -39,7 +39,8 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
         output_dir: where report.json, report.md and the PNG figures go.
         sweep: number of eps values in ``sweep_range`` for the accuracy-vs-eps
             curve (gray-box ``sweep_attacks`` on ``sweep_n`` images); 0 skips it.
-        run_sanity: run the built-in sanity checks (on 100 images).
+        run_sanity: run the built-in sanity checks on this many images (True: 100; 0 or False: none),
+            with the run's ``white_box`` settings.
         update_card: write the measured numbers into the model card (the one
             in ``source`` when given).
         source: evaluate the weights and card in this folder (a training run's
@@ -100,7 +101,9 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
             figures[f"detector_{d.name}.png"] = plots.detector_figure(
                 os.path.join(output_dir, f"detector_{d.name}.png"), *scores[d.name], d.threshold, d.name)
     if run_sanity:
-        report.sanity = sanity.run(model, x, y, eps=eps, seed=seed)
+        n_sanity = 100 if run_sanity is True else int(run_sanity)
+        report.sanity = sanity.run(model, x, y, eps=eps, seed=seed, n=n_sanity, white_box=white_box or None)
+        report.settings["sanity"] = {"n": min(n_sanity, len(x)), "white_box": white_box or {}}
     report.figures = sorted(figures)
     if output_dir:
         report.write(output_dir)

@@ -21,15 +21,20 @@ def _check(passed, detail):
     return {"passed": None if passed is None else bool(passed), "detail": detail}
 
 
-def run(model, x, y, *, eps=0.3, n=100, seed=0, spsa_n=20):
-    """Runs every check on the first ``n`` images; returns {name: {passed, detail}}."""
+def run(model, x, y, *, eps=0.3, n=100, seed=0, spsa_n=20, white_box=None):
+    """Runs every check on the first ``n`` images; returns {name: {passed, detail}}.
+
+    ``white_box`` holds the white-box attack's `threats.white_box_fn` settings (``bpda``, ``eot``), the
+    same as the evaluation's: the checks test the attack the report ran, not a different one.
+    """
     x, y = x[:n], np.asarray(y[:n])
     model = as_defended(model, x.shape[1:])
     checks = {}
 
     def acc(attack, threat, params, xs=x, ys=y):
         p = {**evaluation.attack_params(attack, params.pop("eps", eps)), **params}
-        x_adv = evaluation.run_attack(attack, evaluation.attack_fn(model, threat, attack), xs, ys, p, seed, model)
+        logits_fn = evaluation.attack_fn(model, threat, attack, white_box=white_box)
+        x_adv = evaluation.run_attack(attack, logits_fn, xs, ys, p, seed, model)
         label, _, rejected = evaluation.defended_outputs(model, x_adv)
         return float(np.mean(label == ys)), float(np.mean(rejected)), x_adv
 
@@ -48,7 +53,7 @@ def run(model, x, y, *, eps=0.3, n=100, seed=0, spsa_n=20):
     a_unb, r_unb, _ = acc("pgd", "white", {"eps": 1.0, "eps_iter": 0.1, "nb_iter": 40})
     checks["unbounded_attack_succeeds"] = _check(
         a_unb <= 0.1 or r_unb >= 0.9, f"white-box PGD eps=1.0: accuracy {a_unb:.3f}, rejected {r_unb:.3f}")
-    grad = threats.input_gradient_norm(threats.white_box_fn(model), x[:16], y[:16])
+    grad = threats.input_gradient_norm(threats.white_box_fn(model, **(white_box or {})), x[:16], y[:16])
     checks["attack_gradient_nonzero"] = _check(grad > 0, f"mean L1 norm of the white-box input gradient: {grad:.3g}")
     a_spsa, _, _ = acc("spsa", "white", {}, x[:spsa_n], y[:spsa_n])
     a_pgd, _, _ = acc("pgd", "white", {}, x[:spsa_n], y[:spsa_n])

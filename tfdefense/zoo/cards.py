@@ -321,6 +321,9 @@ def _store_report(card, report):
         measured["detector"] = report.detector
     if report.substitute:
         card["measured"]["black_box_substitute"] = report.substitute
+    if report.sanity:
+        measured["sanity"] = {**report.settings.get("sanity", {}), "seed": report.seed, "split": report.split,
+                              "checks": report.sanity}
 
 
 def write_json(path, obj):
