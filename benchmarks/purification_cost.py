@@ -89,7 +89,7 @@ def _load(name, **settings):
 def _morph_detector_flops(model):
     """FLOPs per image of FM-Defense as shipped, for an input that is flagged: the code encoder once,
     S x N morphs decoded and classified, the input classified, and the purifier's three networks."""
-    from tfdefense.purification import cost
+    from tfdefense.defense import cost
 
     detector, purifier = model.detectors[0], model.purifier
     morphs = len(detector.codes) * detector.morphs
@@ -102,7 +102,7 @@ def _morph_detector_flops(model):
 def _one_pass_flops(purifier):
     """FLOPs per image of a one-pass purifier: its network once, or (PuVAE) the shared trunk once and the
     conditional head and decoder once per class."""
-    from tfdefense.purification import cost
+    from tfdefense.defense import cost
 
     if hasattr(purifier, "model"):
         return cost.forward_flops(purifier.model)
@@ -120,7 +120,7 @@ def _images_per_s(model, x):
 def measure_setting(method, restarts, steps, short, x, y):
     """One row: cost and Table 2 accuracies of a search setting (R = L = 0: a one-pass purifier)."""
     from tfdefense import evaluation
-    from tfdefense.purification import cost
+    from tfdefense.defense import cost
 
     if method in ONE_PASS:  # no search; every detector off, as for the search rows
         model, pretrained = _load(f"{method}_{short}")

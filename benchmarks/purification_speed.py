@@ -59,7 +59,7 @@ def layer_profile(decoder, batch, gflops_matmul, min_seconds):
     import numpy as np
     import tensorflow as tf
 
-    from tfdefense.purification import cost
+    from tfdefense.defense import cost
 
     h = tf.constant(np.random.default_rng(0).uniform(-1, 1, (batch, decoder.inputs[0].shape[-1])), tf.float32)
     rows = []
@@ -107,7 +107,7 @@ def main(argv):
     import numpy as np
     import tensorflow as tf
 
-    from tfdefense.purification import cost
+    from tfdefense.defense import cost
 
     batches = [int(b) for b in FLAGS.batches.split(",")]
     result = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),

@@ -42,7 +42,7 @@ def test_accuracy_vs_compute_plot(tmp_path):
 
 def test_layer_profile_covers_every_decoder_layer_and_its_flops():
     from tfdefense.defense import networks
-    from tfdefense.purification import cost
+    from tfdefense.defense import cost
 
     decoder = networks.decoder(latent_dim=8, filters=4)
     rows = _module("purification_speed").layer_profile(decoder, batch=2, gflops_matmul=100.0, min_seconds=0.01)
@@ -56,7 +56,7 @@ def test_fmdefense_cost_counts_every_morph_through_decoder_and_classifier():
 
     from tfdefense.families.fmdefense import build_defended
     from tfdefense.families.fmdefense.model import FMDefense
-    from tfdefense.purification import cost
+    from tfdefense.defense import cost
 
     networks = FMDefense.from_config_dict({"latent_dim": 3, "code_dim": 2, "filters": 2, "hidden": 8,
                                            "disc_units": 8, "disc_depth": 1})

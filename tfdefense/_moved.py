@@ -22,6 +22,7 @@ MOVED = {
     **{f: f"families.{f}" for f in ("advtrain", "aegan", "apegan", "classifiers", "defensegan", "diffpure",
                                     "fmdefense", "magnet", "puvae")},
     "purification.analysis": "evaluation.analysis",
+    "purification.cost": "defense.cost",
 }
 
 

@@ -59,6 +59,8 @@ Example:
 import keras
 import tensorflow as tf
 
+from tfdefense.defense import cost
+
 
 class PurifierLayer(keras.layers.Layer):
     """Base class of purifiers: images -> purified images (see the module docstring).
@@ -85,6 +87,16 @@ class PurifierLayer(keras.layers.Layer):
     def surrogate(self, x):
         """The differentiable approximation BPDA uses, and the bypass path (identity here)."""
         return tf.cast(x, tf.float32)
+
+    def flops(self):
+        """FLOPs (2 x multiply-adds of its dense and convolution layers) to purify one image: by default
+        each network the layer holds, run once. A purifier that runs a network many times (a search, a
+        sampler, one decode per class) counts its own."""
+        return int(sum(cost.forward_flops(m) for m in cost.held_models(self)))
+
+    def surrogate_flops(self):
+        """FLOPs per image of ``surrogate`` (0 for identity)."""
+        return 0
 
     def call(self, x, seed=0):
         raise NotImplementedError(f"{type(self).__name__} must implement call(x, seed=0).")
@@ -137,7 +149,14 @@ class DetectorLayer(keras.layers.Layer):
         networks; only bound methods are kept, so nothing is tracked (and
         saved) twice."""
         self._surrogate = None if purifier is None else purifier.surrogate
+        self._surrogate_flops = 0 if purifier is None else purifier.surrogate_flops()
         self._classify = None if classifier is None else classifier.__call__
+        self._classifier_flops = 0 if classifier is None else cost.forward_flops(classifier)
+
+    def flops(self):
+        """FLOPs per image of ``score``: by default each network the detector holds, run once (0 for a
+        detector that reads the purifier's output)."""
+        return int(sum(cost.forward_flops(m) for m in cost.held_models(self)))
 
     def call(self, x, purification=None, seed=0):
         return self.score(x, purification, seed)

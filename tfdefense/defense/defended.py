@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfdefense.utils import batching
+from tfdefense.defense import cost
 from tfdefense.defense.logits import logits_model
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
 
@@ -276,6 +277,25 @@ class DefendedClassifier(keras.Model):
         if not active:
             return None
         return tf.add_n([d.excess(x) for d in active])
+
+    def flops(self):
+        """FLOPs per image (2 x multiply-adds of the dense and convolution layers), counted from the layers.
+
+        Returns {"classifier", "purifier", "detectors": {name: FLOPs}, "total"}: ``total`` is what an input
+        the pipeline purifies costs. With a bypass detector, an unflagged input takes the purifier's
+        surrogate instead, and ``unflagged`` is its cost.
+
+        Example:
+            >>> tfdefense.load("magnet_mnist").flops()["total"]      # doctest: +SKIP
+        """
+        detectors = {d.name: d.flops() for d in self.detectors}
+        shared = cost.forward_flops(self.classifier) + sum(detectors.values())
+        purifier = self.purifier.flops() if self.purifier is not None else 0
+        out = {"classifier": cost.forward_flops(self.classifier), "purifier": purifier, "detectors": detectors,
+               "total": shared + purifier}
+        if self.purifier is not None and any(d.bypass and d.threshold is not None for d in self.detectors):
+            out["unflagged"] = shared + self.purifier.surrogate_flops()
+        return out
 
     def attackable_detectors(self):
         """Detectors whose score a detector-aware attack can differentiate."""

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from tfdefense.defense import cost
 from tfdefense.defense.contract import PurifierLayer
 from tfdefense.purification import search
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
@@ -77,6 +78,15 @@ class LatentSearchPurifier(PurifierLayer):
         if self.encoder is None:
             return tf.cast(x, tf.float32)
         return tf.cast(self.decoder(self.encoder(x, training=False), training=False), tf.float32)
+
+    def flops(self):
+        """The encoder once, then per restart L steps of decoder forward and input gradient, and a decode."""
+        return cost.search_flops(self.decoder, self.encoder, self.steps, self.restarts)
+
+    def surrogate_flops(self):
+        if self.encoder is None:
+            return 0
+        return cost.forward_flops(self.encoder) + cost.forward_flops(self.decoder)
 
     def initial_codes(self, x, seed=0):
         """Starting codes [R, N, d]: F(x) first when there is an encoder."""

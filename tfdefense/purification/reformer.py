@@ -38,6 +38,9 @@ class ModelPurifier(PurifierLayer):
     def surrogate(self, x):
         return tf.cast(self.model(x, training=False), tf.float32)
 
+    def surrogate_flops(self):
+        return self.flops()
+
     def call(self, x, seed=0):
         images = self.surrogate(x)
         return {"images": images, "errors": tf.reduce_mean(tf.square(images - tf.cast(x, tf.float32)), [1, 2, 3])}

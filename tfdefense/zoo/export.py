@@ -81,8 +81,9 @@ def export(model, base_dir, name, version=None):
     def detect(images):
         return model.detect(images)
 
+    # The endpoints' own variables are all the archive needs. Tracking the whole model as well writes every
+    # weight twice (keras#23553), and TF Serving loads both copies into memory.
     archive = keras.export.ExportArchive()
-    archive.track(model)
     archive.add_endpoint("serving_default", serve, _signature(tf.float32, model.image_shape))
     archive.add_endpoint("serving_uint8", serve_uint8, _signature(tf.uint8, model.image_shape))
     archive.add_endpoint("purify", purify, _signature(tf.float32, model.image_shape))

@@ -34,7 +34,8 @@ from tfdefense.utils import batching
 from tfdefense.zoo import calibration, registry
 from tfdefense.defense.defended import DefendedClassifier
 from tfdefense.families.diffpure import builders, presets, schedule
-from tfdefense.families.diffpure.model import DiffusionModel, flops_per_call
+from tfdefense.defense import cost
+from tfdefense.families.diffpure.model import DiffusionModel
 from tfdefense.families.diffpure.purifier import DiffusionPurifier
 
 UNET = "unet_ema.weights.h5"
@@ -71,7 +72,7 @@ def _measure(model, entry):
             errors.append(np.mean((np.asarray(eps) - np.asarray(noise)) ** 2) * len(x_t))
         measured[f"eps_mse_t{t}"] = {"value": round(float(np.sum(errors) / len(x)), 6), "split": "test",
                                      "n": int(len(x))}
-    measured["unet_flops_per_call"] = {"value": flops_per_call(model.ema)}
+    measured["unet_flops_per_call"] = {"value": cost.forward_flops(model.ema)}
     return measured
 
 

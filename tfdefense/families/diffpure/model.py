@@ -1,7 +1,6 @@
 """DDPM training (Ho et al. 2020) of the noise-prediction UNet as a keras.Model."""
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfdefense.families.diffpure import builders, schedule
@@ -104,15 +103,3 @@ class DiffusionModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**deserialize_parts(config, PARTS))
-
-
-def flops_per_call(unet):
-    """Multiply-adds x 2 of one UNet call per image, counted from its conv and dense layers."""
-    total = 0
-    for layer in unet.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            h, w = layer.output.shape[1:3]
-            total += 2 * h * w * int(np.prod(layer.kernel.shape))
-        elif isinstance(layer, keras.layers.Dense):
-            total += 2 * int(np.prod(layer.kernel.shape))
-    return int(total)

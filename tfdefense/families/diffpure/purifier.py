@@ -28,6 +28,7 @@ Reference:
 import keras
 import tensorflow as tf
 
+from tfdefense.defense import cost
 from tfdefense.defense.contract import PurifierLayer
 from tfdefense.families.diffpure import schedule
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
@@ -71,6 +72,10 @@ class DiffusionPurifier(PurifierLayer):
     @property
     def eot_samples(self):
         return self.eot
+
+    def flops(self):
+        """One UNet call per reverse step (the forward diffusion is elementwise)."""
+        return (len(self.timestep_path) - 1) * cost.forward_flops(self.unet)
 
     def _abar_at(self, t):
         return 1.0 if t < 0 else float(self._abar[t])

@@ -33,7 +33,7 @@ import keras
 import numpy as np
 
 from tfdefense import datasets
-from tfdefense.utils import batching, progress
+from tfdefense.utils import batching
 from tfdefense.zoo import registry
 from tfdefense.defense.defended import DefendedClassifier
 from tfdefense.families.fmdefense import builders, losses, presets

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfdefense.defense import cost
 from tfdefense.defense.contract import DetectorLayer
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
 
@@ -166,6 +167,14 @@ class MorphResistanceDetector(DetectorLayer):
                            fn_output_signature=tf.int32, parallel_iterations=1)
         labels = tf.reshape(tf.reshape(labels, [-1])[:total], tf.shape(codes)[:3])
         return tf.reduce_mean(tf.cast(tf.equal(labels, label[:, None, None]), tf.float32), axis=2)
+
+    def flops(self):
+        """The encoder and the classifier on the input once, then every morph of every selected code
+        decoded and classified."""
+        morphs = len(self.codes) * self.morphs
+        classify = int(getattr(self, "_classifier_flops", 0))
+        return (cost.forward_flops(self.encoder) + classify
+                + morphs * (cost.forward_flops(self.decoder) + classify))
 
     def distance(self, resistances):
         """Eq. 5 on tensors: sum_i max(theta_r_i - r_i, 0)."""

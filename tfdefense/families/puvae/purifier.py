@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from tfdefense.defense import cost
 from tfdefense.defense.contract import PurifierLayer
 from tfdefense.families.puvae import losses
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
@@ -61,6 +62,11 @@ class ClassConditionalPurifier(PurifierLayer):
     @property
     def random(self):
         return self.sampling_scale > 0
+
+    def flops(self):
+        """The shared trunk once, the conditional head and the decoder once per class."""
+        return cost.forward_flops(self.trunk) + self.classes * (cost.forward_flops(self.head)
+                                                                + cost.forward_flops(self.decoder))
 
     def reconstructions(self, x, seed=0, sample=True):
         """All C reconstructions [N, C, 28, 28, 1] and their RMSE to the input [N, C]

@@ -1,6 +1,6 @@
 from tfdefense.defense import networks
 from tfdefense.families.classifiers import builders as cbuilders
-from tfdefense.purification import cost
+from tfdefense.defense import cost
 
 
 def test_classifier_a_flops_by_hand():
@@ -26,3 +26,16 @@ def test_forward_flops_counts_nested_models():
     encoder, decoder = networks.encoder(4, 2), networks.decoder(4, 2)
     nested = keras.Sequential([encoder, decoder])
     assert cost.forward_flops(nested) == cost.forward_flops(encoder) + cost.forward_flops(decoder) > 0
+
+
+def test_a_defense_adds_up_its_layers_costs():
+    from tfdefense.families.aegan.defended import build_defended
+
+    encoder, decoder, classifier = networks.encoder(4, 2), networks.decoder(4, 2), cbuilders.classifier_c(units=4)
+    flops = build_defended(encoder, decoder, classifier, steps=3, threshold=0.25).flops()
+    gfx = cost.forward_flops(encoder) + cost.forward_flops(decoder)
+    assert flops["classifier"] == cost.forward_flops(classifier)
+    assert flops["purifier"] == cost.search_flops(decoder, encoder, steps=3) > gfx
+    assert flops["detectors"] == {"l1": gfx}  # AE-GAN+rs's L1 detector scores G(F(x))
+    assert flops["total"] == flops["classifier"] + gfx + flops["purifier"]
+    assert flops["unflagged"] == flops["classifier"] + 2 * gfx  # the bypass: G(F(x)) instead of the search

@@ -1,7 +1,10 @@
 """Analytic FLOP counts of models and of the latent search.
 
 TensorFlow's graph profiler does not count transposed convolutions
-(Conv2DBackpropInput), so we count multiply-adds from layer shapes.
+(Conv2DBackpropInput), so we count multiply-adds from layer shapes. Every
+purifier and detector reports its own cost per image through the contract's
+``flops()`` (`tfdefense.defense.contract`), built from these counts, and
+`DefendedClassifier.flops()` adds them up.
 """
 
 import keras
@@ -32,6 +35,11 @@ def forward_flops(model):
     """
     return int(sum(forward_flops(layer) if isinstance(layer, keras.Model) else layer_flops(layer)
                    for layer in model.layers))
+
+
+def held_models(layer):
+    """The Keras models a purifier or detector layer holds as attributes (its networks)."""
+    return [m for m in getattr(layer, "_layers", []) if isinstance(m, keras.Model)]
 
 
 def search_flops(decoder, encoder=None, steps=15, restarts=1):
