@@ -7,6 +7,7 @@
     tfdefense train NAME [--workdir=DIR] [--resume] [--publish[=DIR]] ...
     tfdefense calibrate NAME [--source=DIR] ...
     tfdefense export NAME DIR [--version=N]
+    tfdefense bench NAME [--batch=1,128] [--policy=float32,mixed_bfloat16]   cost to serve, as JSON
     tfdefense card NAME --reports=A/report.json,B/report.json
     tfdefense leaderboard [--output=docs/leaderboard.md]
 
@@ -181,6 +182,19 @@ def cmd_export(args):
     print(export.export(model, args.dir, name, version=args.version))
 
 
+def cmd_bench(args):
+    from tfdefense.zoo import bench
+
+    name, source = _target(args)
+    try:
+        batches = [int(b) for b in args.batch]
+    except ValueError:
+        raise ValueError(f"--batch must be integers, got {','.join(args.batch)}.") from None
+    result = bench.run(name, source, batches=batches, policies=args.policy, seconds=args.seconds,
+                       exported=not args.no_export, update_card=args.update_card, **_inference_overrides(args))
+    print(json.dumps(result, indent=2))
+
+
 def cmd_calibrate(args):
     from tfdefense.zoo import calibration
 
@@ -298,6 +312,19 @@ def parser():
     p.add_argument("dir")
     p.add_argument("--version", type=int, help="default: the next free one")
     _model_flags(p, "export")
+    _inference_flags(p)
+
+    p = command("bench", cmd_bench, "images/s, latency (in-process and exported), FLOPs, memory, as JSON")
+    p.add_argument("name", nargs="?", help="entry (or --model=DIR)")
+    p.add_argument("--batch", type=_csv, default=["1", "128"], help="batch sizes for images/s (default: 1,128)")
+    p.add_argument("--policy", type=_csv, default=["float32"],
+                   help="Keras dtype policies, e.g. float32,mixed_bfloat16 (default: float32)")
+    p.add_argument("--seconds", type=float, default=2.0, help="how long each timing repeats (default: 2)")
+    p.add_argument("--no_export", "--no-export", dest="no_export", action="store_true",
+                   help="skip the exported SavedModel's latency")
+    p.add_argument("--update-card", "--update_card", dest="update_card", action="store_true",
+                   help="store the result in the card's measured.cost")
+    _model_flags(p, "bench")
     _inference_flags(p)
 
     p = command("calibrate", cmd_calibrate, "choose inference settings and detector thresholds on validation data")

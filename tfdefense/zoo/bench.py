@@ -1,0 +1,216 @@
+"""What one entry costs to serve on this machine: ``tfdefense bench NAME``.
+
+`bench` loads an entry (a published one or a defense you trained) under each dtype policy and measures,
+in one run and on the same images:
+
+* images/s of the whole pipeline (`DefendedClassifier.defend`) at each batch size;
+* p50 / p95 latency of one image, in-process and through the exported SavedModel (the graph TF Serving
+  runs, loaded back with ``tf.saved_model.load``), and the export's size beside the weights';
+* FLOPs per image, counted from the layers (`DefendedClassifier.flops`), and the fraction of this
+  machine's float32 matmul rate they reach at the largest batch (the matmul rate is measured in the same
+  run, so the ratio holds on any machine);
+* the peak resident memory of the process while the policy was measured;
+* for a policy other than float32, how often its labels agree with float32's on the same images.
+
+Every timing warms up first (the first call traces), then repeats until ``seconds`` have passed, at least
+twice and at most ``max_runs`` times. The result is JSON; ``update_card`` stores it in the card's
+``measured.cost`` through the locked card writer, and the leaderboard's cost column reads it from there.
+
+Example:
+    >>> from tfdefense.zoo import bench
+    >>> result = bench.run("apegan_mnist", batches=(1, 128))                     # doctest: +SKIP
+    >>> result["policies"]["float32"]["images_per_s"]["128"]                     # doctest: +SKIP
+"""
+
+import os
+import platform
+import shutil
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfdefense.utils import progress
+from tfdefense.zoo import cards, export, registry, store
+
+POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def timings(fn, seconds=2.0, max_runs=50, min_runs=2):
+    """Seconds per call of ``fn`` after one warm-up call: at least ``min_runs`` calls, then until
+    ``seconds`` have passed or ``max_runs`` calls were made."""
+    fn()
+    out, start = [], time.perf_counter()
+    while len(out) < min_runs or (len(out) < max_runs and time.perf_counter() - start < seconds):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def matmul_gflops(dtype="float32", seconds=1.0, n=2048):
+    """This machine's matmul rate (GFLOP/s) for an [n, n] x [n, n] product in ``dtype``."""
+    a = tf.cast(tf.random.stateless_normal([n, n], [0, 0]), dtype)
+    b = tf.transpose(a)
+    fn = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
+    return 2 * n ** 3 / float(np.median(timings(lambda: fn().numpy(), seconds))) / 1e9
+
+
+def reset_peak_memory():
+    """Starts a new peak-RSS window (Linux: /proc/self/clear_refs); False where the OS has none."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory_mb():
+    """Peak resident memory of this process (MB): since the last `reset_peak_memory` on Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def bench_images(model, n, seed=0):
+    """``n`` eval images of the entry's dataset, or uniform noise when that dataset is not here."""
+    from tfdefense.evaluation import harness
+
+    dataset = (model.card or {}).get("dataset")
+    try:
+        x, _ = harness.sample(dataset, n, seed)
+        source = f"{dataset} eval"
+    except Exception:  # no dataset here (a user's entry trained elsewhere): any valid images time the same path
+        x, source = np.random.default_rng(seed).random((n, *model.image_shape), np.float32), "uniform noise"
+    x = np.asarray(x, np.float32)
+    if len(x) < n:
+        x = np.concatenate([x] * (n // len(x) + 1))[:n]
+    return x, source
+
+
+def _percentiles_ms(seconds):
+    return {"p50": round(1e3 * float(np.percentile(seconds, 50)), 2),
+            "p95": round(1e3 * float(np.percentile(seconds, 95)), 2), "runs": len(seconds)}
+
+
+def _folder_bytes(folder):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files)
+
+
+def _exported(model, x1, seconds, max_runs):
+    """Latency of one image through the SavedModel, and the export's sizes."""
+    tmp = tempfile.mkdtemp(prefix="tfdefense-bench-")
+    try:
+        path = export.export(model, tmp, "bench", version=1)
+        serve = tf.saved_model.load(path).signatures["serving_default"]
+        images = tf.constant(x1)
+        latency = _percentiles_ms(timings(lambda: serve(images=images)["label"].numpy(), seconds, max_runs))
+        weights = sum(v.numpy().nbytes for v in model.weights)
+        variables = _folder_bytes(os.path.join(path, "variables"))
+        return {"latency_ms": latency, "variables_mb": round(variables / 1e6, 2),
+                "weights_mb": round(weights / 1e6, 2), "variables_to_weights": round(variables / max(weights, 1), 3),
+                "saved_model_mb": round(_folder_bytes(path) / 1e6, 2)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load(name, source, policy, overrides):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)  # the families build their layers under the global policy
+    try:
+        return registry.load(name, source, **overrides)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def measure_policy(model, x, batches, matmul, seconds=2.0, max_runs=50, exported=True, reference_labels=None):
+    """One policy's figures for ``model`` on images ``x`` (see the module docstring)."""
+    flops = model.flops()
+    out = {"images_per_s": {}}
+    for b in batches:
+        xb = x[:b]
+        per_call = timings(lambda xb=xb: model.defend(xb, batch_size=b), seconds, max_runs)
+        out["images_per_s"][str(b)] = round(b / float(np.median(per_call)), 2)
+    largest = max(batches)
+    outputs = model.defend(x[:largest], batch_size=largest)
+    flagged = float(np.mean(outputs["is_adversarial"]))
+    # An unflagged input takes a bypass detector's cheap path: count the FLOPs the pipeline really ran.
+    executed = flops["total"] if "unflagged" not in flops else (
+        flagged * flops["total"] + (1 - flagged) * flops["unflagged"])
+    rate = executed * out["images_per_s"][str(largest)] / 1e9
+    out.update(flagged=round(flagged, 4), executed_flops_per_image=int(executed),
+               gflops_per_s=round(rate, 2), fraction_of_fp32_matmul=round(rate / matmul, 3))
+    if reference_labels is not None:
+        out["label_agreement_with_float32"] = round(float(np.mean(outputs["label"] == reference_labels)), 4)
+    one = x[:1]
+    out["latency_ms"] = {"in_process": _percentiles_ms(timings(lambda: model.defend(one), seconds, max_runs))}
+    if exported:
+        served = _exported(model, one, seconds, max_runs)
+        out["latency_ms"]["exported"] = served.pop("latency_ms")
+        out["latency_ms"]["exported_over_in_process"] = round(
+            out["latency_ms"]["exported"]["p50"] / out["latency_ms"]["in_process"]["p50"], 3)
+        out["export"] = served
+    out["labels"] = outputs["label"]
+    return out
+
+
+def run(name, source=None, batches=(1, 128), policies=("float32",), seconds=2.0, max_runs=50, exported=True,
+        update_card=False, **overrides):
+    """Measures entry ``name`` (or the defense in folder ``source``) under each dtype policy.
+
+    Args:
+        name: a registered entry.
+        source: its weights and card from this folder (a defense you trained: its ``export/``).
+        batches: batch sizes for images/s (the largest also sets the FLOP-rate figure).
+        policies: Keras dtype policies, e.g. ("float32", "mixed_bfloat16").
+        seconds, max_runs: how long each timing repeats.
+        exported: also time one image through the exported SavedModel.
+        update_card: store the result in the card's ``measured.cost``.
+        **overrides: inference settings, as for `tfdefense.load`.
+
+    Returns:
+        The JSON-ready result (see the module docstring).
+
+    Raises:
+        ValueError: an unknown policy or a batch size below 1.
+    """
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown:
+        raise ValueError(f"unknown dtype policy {unknown}; choose from {list(POLICIES)}.")
+    batches = sorted({int(b) for b in batches})
+    if not batches or batches[0] < 1:
+        raise ValueError(f"batch sizes must be >= 1, got {batches}.")
+    if update_card:
+        store.card_folder(name, source)  # a read-only card fails now, not after the timings
+    matmul = {"float32": round(matmul_gflops("float32"), 1), "bfloat16": round(matmul_gflops("bfloat16"), 1)}
+    result = {"name": name, "batches": batches, "overrides": overrides, "matmul_gflops": matmul,
+              "machine": {"cpus": os.cpu_count(), "processor": platform.machine(), "tensorflow": tf.__version__,
+                          "keras": keras.__version__}, "policies": {}}
+    reference = None
+    for policy in progress.bar(policies, desc=f"bench {name}", unit="policy"):
+        reset_peak_memory()
+        model = _load(name, source, policy, overrides)
+        if "flops_per_image" not in result:
+            result["flops_per_image"] = model.flops()
+            x, result["images"] = bench_images(model, max(batches))
+        figures = measure_policy(model, x, batches, matmul["float32"], seconds, max_runs, exported,
+                                 None if policy == "float32" else reference)
+        labels = figures.pop("labels")
+        if policy == "float32":
+            reference = labels
+        figures["peak_memory_mb"] = peak_memory_mb()
+        result["policies"][policy] = figures
+    if update_card:
+        cards.update_card(store.card_folder(name, source),
+                          lambda card: card.setdefault("measured", {}).__setitem__("cost", result))
+    return result

@@ -1,0 +1,47 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfdefense.defense import networks
+from tfdefense.families.aegan.defended import build_defended
+from tfdefense.families.classifiers import builders as cbuilders
+from tfdefense.zoo import bench
+
+
+def test_one_policy_figures_of_a_tiny_defense():
+    model = build_defended(networks.encoder(4, 2), networks.decoder(4, 2), cbuilders.classifier_c(units=4),
+                           steps=2, threshold=0.25)
+    x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
+    out = bench.measure_policy(model, x, [1, 4], matmul=100.0, seconds=0.0, max_runs=2)
+    assert set(out["images_per_s"]) == {"1", "4"} and all(v > 0 for v in out["images_per_s"].values())
+    flops = model.flops()
+    # The FLOPs the pipeline ran lie between the bypass path and the full search, by the flagged fraction.
+    assert flops["unflagged"] <= out["executed_flops_per_image"] <= flops["total"]
+    assert out["fraction_of_fp32_matmul"] == pytest.approx(out["gflops_per_s"] / 100.0, abs=1e-3)
+    latency = out["latency_ms"]
+    assert latency["in_process"]["runs"] == 2 and latency["exported"]["p50"] > 0
+    assert out["export"]["variables_to_weights"] <= 1.1 + 8_000 / (1e6 * out["export"]["weights_mb"])
+    assert out["labels"].shape == (4,)
+
+
+def test_timings_are_bounded_in_count():
+    calls = []
+    assert len(bench.timings(lambda: calls.append(1), seconds=60, max_runs=3)) == 3 and len(calls) == 4
+
+
+@pytest.mark.pretrained
+def test_bench_command_prints_json_for_an_entry():
+    out = subprocess.run([sys.executable, "-c", "from tfdefense.cli import run; run()", "bench", "apegan_mnist",
+                          "--batch=1,8", "--policy=float32,mixed_bfloat16", "--seconds=0", "--no_export"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert result["flops_per_image"]["total"] > result["flops_per_image"]["classifier"] > 0
+    assert set(result["policies"]) == {"float32", "mixed_bfloat16"}
+    assert 0.9 <= result["policies"]["mixed_bfloat16"]["label_agreement_with_float32"] <= 1.0
+    bad = subprocess.run([sys.executable, "-c", "from tfdefense.cli import run; run()", "bench", "apegan_mnist",
+                          "--policy=float8"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "unknown dtype policy" in bad.stderr
