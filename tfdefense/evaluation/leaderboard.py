@@ -83,7 +83,8 @@ def _row(name, card):
     clean = card["measured"].get("clean_accuracy_defended") or card["measured"].get("clean_accuracy")
     strongest = strongest_white(white_results(robustness))
     row = {"name": name, "dataset": card["dataset"], "clean": clean, "results": {}, "reported": {},
-           "strongest_white": strongest, "epochs": cards.epochs_trained(card.get("training", {}))}
+           "strongest_white": strongest, "epochs": cards.epochs_trained(card.get("training", {})),
+           "cost": cost_summary(card["measured"].get("cost"))}
     for threat, attack in COLUMNS:
         row["results"][(threat, attack)] = robustness.get(threat, {}).get(attack)
         row["reported"][(threat, attack)] = card.get("reported", {}).get(threat, {}).get(REPORTED_KEYS[attack])
@@ -93,6 +94,23 @@ def _row(name, card):
     return row
 
 
+def cost_summary(cost):
+    """(images/s at the largest batch in float32, that batch, GFLOP per image) of a card's ``measured.cost``
+    (written by ``tfdefense bench --update-card``), or None."""
+    float32 = (cost or {}).get("policies", {}).get("float32")
+    if not float32:
+        return None
+    batch = max(float32["images_per_s"], key=int)
+    return float32["images_per_s"][batch], int(batch), cost["flops_per_image"]["total"] / 1e9
+
+
+def _cost_cell(cost):
+    if cost is None:
+        return "-"
+    images_per_s, batch, gflop = cost
+    return f"{images_per_s:,.0f} img/s (b={batch}), {gflop:.3g} GFLOP"
+
+
 def to_markdown(table):
     lines = ["# tfdefense leaderboard", "",
              "Accuracy of the final label at Linf eps 0.3, classifier A (a rejected input counts only if its "
@@ -100,9 +118,11 @@ def to_markdown(table):
              "from each model card; the paper's figure in brackets. White-box: the lowest accuracy among the "
              "adaptive Linf attacks run at eps 0.3 (exact gradient or BPDA + EOT as the defense declares; `pgd_detector` is PGD "
              "with the detectors in the loss). Standard protocol: n >= 1000, seed 0, the `eval` split; a "
-             "dagger marks a cell that departs from it (see the card).", "",
+             "dagger marks a cell that departs from it (see the card). Cost: images/s of the whole pipeline in "
+             "float32 at the largest batch `tfdefense bench` ran, and FLOPs per purified image counted from the "
+             "layers, on the machine the card names.", "",
              "| model | dataset | epochs | clean | gray FGSM | gray PGD | black FGSM (substitute B) "
-             "| strongest white-box | n, seed |", "|---|---|---|---|---|---|---|---|---|"]
+             "| strongest white-box | cost | n, seed |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in table:
         cells = []
         for key in COLUMNS:
@@ -118,7 +138,8 @@ def to_markdown(table):
                                                       else "")
         protocol = sorted({(r["n"], r.get("seed")) for r in row["results"].values() if r})
         lines.append(f"| `{row['name']}` | {row['dataset']} | {row['epochs'][0]}/{row['epochs'][1]} | {clean} | "
-                     + " | ".join(cells) + f" | {white} | {'; '.join(f'{n}, {s}' for n, s in protocol)} |")
+                     + " | ".join(cells) + f" | {white} | {_cost_cell(row['cost'])} | "
+                     f"{'; '.join(f'{n}, {s}' for n, s in protocol)} |")
     return "\n".join(lines) + "\n"
 
 

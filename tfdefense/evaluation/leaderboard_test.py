@@ -43,3 +43,10 @@ def test_a_random_defense_attacked_through_one_noise_draw_counts():
     white = leaderboard.white_results(robustness)
     assert set(white) == {"pgd", "pgd (eot 1)"}
     assert leaderboard.strongest_white(white)[0] == "pgd (eot 1)"
+
+
+def test_cost_column_reads_the_bench_result_in_the_card():
+    cost = {"flops_per_image": {"total": 2.5e9}, "policies": {"float32": {"images_per_s": {"1": 40.0, "128": 90.5}}}}
+    assert leaderboard.cost_summary(cost) == (90.5, 128, 2.5)
+    assert leaderboard.cost_summary(None) is None and leaderboard.cost_summary({"policies": {}}) is None
+    assert "90 img/s (b=128), 2.5 GFLOP" in leaderboard._cost_cell(leaderboard.cost_summary(cost))
