@@ -301,6 +301,12 @@ class DefendedClassifier(keras.Model):
         """Detectors whose score a detector-aware attack can differentiate."""
         return [d for d in self.detectors if d.attackable and d.threshold is not None]
 
+    @property
+    def tracing_count(self):
+        """How many times the pipeline was traced (a new batch size traces once more, then batches of any
+        size share one generalized trace; a retrace per batch would show here)."""
+        return int(self._defend_fn.experimental_get_tracing_count())
+
     # -- keras and numpy entry points ---------------------------------------------------------
     def call(self, x, training=False, seed=0):
         check_dtype(x)

@@ -10,7 +10,8 @@ in one run and on the same images:
   machine's float32 matmul rate they reach at the largest batch (the matmul rate is measured in the same
   run, so the ratio holds on any machine);
 * the peak resident memory of the process while the policy was measured;
-* for a policy other than float32, how often its labels agree with float32's on the same images.
+* for a policy other than float32, how often its labels agree with float32's on the same images;
+* how many times the pipeline was traced (batches of any size must share a trace, not retrace).
 
 Every timing warms up first (the first call traces), then repeats until ``seconds`` have passed, at least
 twice and at most ``max_runs`` times. The result is JSON; ``update_card`` stores it in the card's
@@ -160,6 +161,7 @@ def measure_policy(model, x, batches, matmul, seconds=2.0, max_runs=50, exported
         out["latency_ms"]["exported_over_in_process"] = round(
             out["latency_ms"]["exported"]["p50"] / out["latency_ms"]["in_process"]["p50"], 3)
         out["export"] = served
+    out["pipeline_traces"] = model.tracing_count  # at most 2 (one per new shape, then one generalized trace)
     out["labels"] = outputs["label"]
     return out
 

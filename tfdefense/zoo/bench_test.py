@@ -25,6 +25,7 @@ def test_one_policy_figures_of_a_tiny_defense():
     assert latency["in_process"]["runs"] == 2 and latency["exported"]["p50"] > 0
     assert out["export"]["variables_to_weights"] <= 1.1 + 8_000 / (1e6 * out["export"]["weights_mb"])
     assert out["labels"].shape == (4,)
+    assert out["pipeline_traces"] <= 2  # batch 1, then one generalized trace for every other size
 
 
 def test_timings_are_bounded_in_count():
