@@ -47,8 +47,10 @@ def gradient_kind(model, bpda=None):
     if purifier is None:
         return "exact"
     # A differentiable purifier's exact gradient is the default; one whose exact gradient is only piecewise
-    # informative (PuVAE's min-RMSE choice of class) may declare a smooth surrogate, used when asked for.
-    if purifier.differentiable and not (bpda == "surrogate" and purifier.surrogate_name != "self"):
+    # informative (PuVAE's min-RMSE choice of class) may declare a smooth surrogate, used when asked for, and
+    # BPDA through identity (the weak reference run beside the exact attack) is always what it says.
+    asked_surrogate = bpda in ("surrogate", "gfx") and purifier.surrogate_name != "self"
+    if purifier.differentiable and not (asked_surrogate or bpda == "identity"):
         return "exact"
     return "bpda:" + (purifier.surrogate_name if bpda in (None, "surrogate", "gfx") else "identity")
 

@@ -57,3 +57,22 @@ def test_eot_default_and_bad_settings(classifier):
         threats.white_box_fn(random_start, bpda="gfy")
     with pytest.raises(ValueError, match="eot"):
         threats.white_box_fn(random_start, eot=-1)
+
+
+def test_bpda_identity_is_honored_for_a_differentiable_purifier(classifier):
+    """The weak reference beside DiffPure's exact attack: asking for identity must not run the exact one."""
+    import tensorflow as tf
+
+    from tfdefense.defense.defended import DefendedClassifier
+    from tfdefense.purification.reformer import ModelPurifier
+
+    halve = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Rescaling(0.5)])
+    model = DefendedClassifier(classifier, ModelPurifier(halve))
+    assert threats.gradient_kind(model) == "exact"
+    assert threats.gradient_kind(model, "identity") == "bpda:identity"
+    x = tf.constant(np.random.default_rng(0).random((2, 28, 28, 1)), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        exact, identity = (tf.reduce_sum(threats.purified_fn(model, bpda=b)(x)) for b in (None, "identity"))
+    np.testing.assert_allclose(tape.gradient(exact, x), 0.5)  # d(x/2)/dx
+    np.testing.assert_allclose(tape.gradient(identity, x), 1.0)
