@@ -28,6 +28,7 @@ def run(model, x, y, *, eps=0.3, n=100, seed=0, spsa_n=20, white_box=None):
     same as the evaluation's: the checks test the attack the report ran, not a different one.
     """
     x, y = x[:n], np.asarray(y[:n])
+    spsa_n = min(spsa_n, len(x))
     model = as_defended(model, x.shape[1:])
     checks = {}
 
