@@ -204,6 +204,37 @@ def _robustness_table(card):
     return lines
 
 
+def _sanity_lines(card):
+    sanity = card["measured"].get("sanity")
+    if not sanity:
+        return []
+    verdicts = {True: "passed", False: "FAILED", None: "does not apply"}
+    return (["", f"Sanity checks (n={sanity.get('n')}, white-box `{json.dumps(sanity.get('white_box', {}))}`):", ""]
+            + [f"- {verdicts[c['passed']]} {k}: {c['detail']}" for k, c in sanity["checks"].items()])
+
+
+def _cost_lines(card):
+    """The card's `tfdefense bench` result as a table (``measured.cost``)."""
+    cost = card["measured"].get("cost")
+    if not cost:
+        return []
+    flops = cost["flops_per_image"]
+    lines = ["", "## Cost to serve (`tfdefense bench`)", "",
+             f"{flops['total'] / 1e9:.3g} GFLOP per purified image"
+             + (f", {flops['unflagged'] / 1e9:.3g} for an unflagged one" if "unflagged" in flops else "")
+             + f"; {cost['machine']['cpus']} CPUs, fp32 matmul {cost['matmul_gflops']['float32']} GFLOP/s; "
+             f"images: {cost.get('images', '')}.", "",
+             "| policy | images/s by batch | fraction of fp32 matmul | one image p50 in-process / exported (ms) "
+             "| export / weights | peak memory (MB) |", "|---|---|---|---|---|---|"]
+    for policy, r in cost["policies"].items():
+        latency = r["latency_ms"]["first_image"]
+        served = latency.get("exported", {}).get("p50", "-")
+        lines.append(f"| {policy} | {', '.join(f'{b}: {v:,.1f}' for b, v in r['images_per_s'].items())} "
+                     f"| {r['fraction_of_fp32_matmul']} | {latency['in_process']['p50']} / {served} "
+                     f"| {r.get('export', {}).get('variables_to_weights', '-')} | {r['peak_memory_mb']} |")
+    return lines
+
+
 def _fmt(value):
     return "-" if value is None else f"{value:.3f}"
 
@@ -240,8 +271,9 @@ def write_card(folder, card):
              f"{t['batch_size']}, Adam lr {t['learning_rate']}{_drops(t)}, seed {t['seed']}, "
              f"{t.get('dtype_policy', 'float32')}, {t['wall_time_s'] / 60:.1f} min of training on "
              f"{t['machine']} (`{t['command']}`)", "", "## Measured by tfdefense", ""]
-    lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card["measured"].items() if k != "robustness"]
-    lines += _robustness_table(card)
+    lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card["measured"].items()
+              if k not in ("robustness", "cost", "sanity")]
+    lines += _robustness_table(card) + _sanity_lines(card) + _cost_lines(card)
     if card.get("reported"):
         lines += ["", "## Reported in the paper (targets, not measurements)", ""]
         lines += [f"- {k}: `{json.dumps(v)}`" for k, v in card["reported"].items()]

@@ -131,3 +131,19 @@ def test_concurrent_card_updates_keep_every_field(tmp_path):
 def _add_fields(folder, worker):
     for k in range(20):
         cards.update_card(folder, lambda card: card["measured"].__setitem__(f"{worker}_{k}", k))
+
+
+def test_card_readme_renders_the_bench_result_and_the_sanity_checks():
+    from tfdefense.zoo import cards
+
+    figures = {"images_per_s": {"1": 40.0, "128": 90.5}, "fraction_of_fp32_matmul": 0.61, "peak_memory_mb": 900.0,
+               "latency_ms": {"first_image": {"in_process": {"p50": 2.0}, "exported": {"p50": 2.2}}},
+               "export": {"variables_to_weights": 1.001}}
+    card = {"measured": {"cost": {"flops_per_image": {"total": 2.5e9}, "machine": {"cpus": 2},
+                                  "matmul_gflops": {"float32": 150.0}, "images": "mnist eval",
+                                  "policies": {"float32": figures}},
+                         "sanity": {"n": 20, "white_box": {"eot": 2},
+                                    "checks": {"unbounded_attack_succeeds": {"passed": False, "detail": "0.4"}}}}}
+    text = "\n".join(cards._cost_lines(card) + cards._sanity_lines(card))
+    assert "2.5 GFLOP per purified image" in text and "| float32 | 1: 40.0, 128: 90.5 | 0.61 | 2.0 / 2.2 |" in text
+    assert "FAILED unbounded_attack_succeeds: 0.4" in text
