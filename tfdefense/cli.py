@@ -6,7 +6,7 @@
     tfdefense evaluate [NAME] [--attacks=fgsm,pgd] [--threat=gray,white,black] [--n=1000] ...
     tfdefense train NAME [--workdir=DIR] [--resume] [--publish[=DIR]] ...
     tfdefense calibrate NAME [--source=DIR] ...
-    tfdefense export NAME DIR [--version=N]
+    tfdefense export NAME DIR [--version=N] | --all DIR     TF Serving's layout (+ models.config)
     tfdefense bench NAME [--batch=1,128] [--policy=float32,mixed_bfloat16]   cost to serve, as JSON
     tfdefense card NAME --reports=A/report.json,B/report.json
     tfdefense leaderboard [--output=docs/leaderboard.md]
@@ -177,6 +177,19 @@ def cmd_export(args):
     import tfdefense
     from tfdefense.zoo import export
 
+    if args.all:
+        if args.name or args.dir or args.model:
+            raise ValueError("--all DIR exports every entry: name none (use --names=a,b for a subset).")
+        written = export.export_all(args.all, names=args.names or None, base_path=args.base_path)
+        for name, path in written.items():
+            print(f"{name}: {path}")
+        print(f"{os.path.join(args.all, 'models.config')} and batching.config: serve them with\n"
+              f"  docker run -p 8501:8501 -p 8500:8500 --mount type=bind,source={os.path.abspath(args.all)},"
+              f"target={args.base_path} tensorflow/serving --model_config_file={args.base_path}/models.config "
+              f"--enable_batching --batching_parameters_file={args.base_path}/batching.config")
+        return
+    if not args.dir:
+        raise ValueError("export NAME DIR (or --all DIR): name the folder to write.")
     name, source = _target(args)
     model = tfdefense.load(name, source, **_inference_overrides(args))
     print(export.export(model, args.dir, name, version=args.version))
@@ -307,9 +320,14 @@ def parser():
     _model_flags(p, "evaluate")
     _inference_flags(p)
 
-    p = command("export", cmd_export, "a TF Serving SavedModel: DIR/NAME/VERSION/")
+    p = command("export", cmd_export, "a TF Serving SavedModel: DIR/NAME/VERSION/ (--all DIR: the whole zoo)")
     p.add_argument("name", nargs="?", help="entry (or --model=DIR)")
-    p.add_argument("dir")
+    p.add_argument("dir", nargs="?")
+    p.add_argument("--all", metavar="DIR", help="every entry whose weights are here, plus models.config and "
+                                               "batching.config for one tensorflow_model_server")
+    p.add_argument("--names", type=_csv, default=[], help="with --all: only these entries")
+    p.add_argument("--base_path", default="/models", help="with --all: where the server sees DIR "
+                                                          "(default: /models)")
     p.add_argument("--version", type=int, help="default: the next free one")
     _model_flags(p, "export")
     _inference_flags(p)

@@ -112,3 +112,15 @@ def test_train_evaluate_export_a_defense_for_your_data(tmp_path, capsys):
     assert "is a family" in capsys.readouterr().err
     assert cli.main(["train", "magnet_mnist", f"--data={data}"]) == 1
     assert "trains a family" in capsys.readouterr().err
+
+
+def test_export_all_serves_the_zoo_by_name(tmp_path):
+    out = _run("export", "--all", str(tmp_path), "--names=classifier_c_mnist,apegan_mnist")
+    assert out.returncode == 0, out.stderr[-2000:]
+    config = (tmp_path / "models.config").read_text()
+    assert "name: 'apegan_mnist'" in config and "base_path: '/models/classifier_c_mnist'" in config
+    assert os.path.isfile(tmp_path / "apegan_mnist" / "1" / "saved_model.pb") and "docker run" in out.stdout
+    both = _run("export", "apegan_mnist", "--all", str(tmp_path))
+    assert both.returncode == 1 and "--all DIR exports every entry" in both.stderr
+    missing = _run("export", "apegan_mnist")
+    assert missing.returncode == 1 and "name the folder" in missing.stderr

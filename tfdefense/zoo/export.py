@@ -10,7 +10,13 @@ Endpoints (all take a dynamic batch of at most ``MAX_BATCH`` images):
   ``logits``, ``label``, ``purified``, ``score``, ``is_adversarial``, ``rejected``;
 * ``serving_uint8``: uint8 ``images`` [N, H, W, C] (scaled by 1/255) -> same;
 * ``purify``: float32 images -> ``purified``, ``score``, ``is_adversarial``, ``rejected``;
-* ``detect``: float32 images -> ``score``, ``is_adversarial``, ``rejected``.
+* ``detect``: float32 images -> ``score``, ``is_adversarial``, ``rejected``;
+* ``serving_seeded``: float32 ``images`` and an int32 ``seed`` -> as ``serving_default``. The other
+  endpoints run a random defense (DiffPure, Defense-GAN's restarts) at seed 0, the same answer for the
+  same image; this one draws the randomness the caller asks for, per request.
+
+``export_all(base_dir)`` writes every entry whose weights are here, plus ``models.config`` (one
+``tensorflow_model_server`` serves the whole zoo by name and version) and ``batching.config``.
 
 Any registered entry exports, a bare classifier included (it is a
 `DefendedClassifier` with no purifier and no detector); a plain keras
@@ -81,6 +87,9 @@ def export(model, base_dir, name, version=None):
     def detect(images):
         return model.detect(images)
 
+    def seeded(images, seed):
+        return model.pipeline(images, seed)
+
     # The endpoints' own variables are all the archive needs. Tracking the whole model as well writes every
     # weight twice (keras#23553), and TF Serving loads both copies into memory.
     archive = keras.export.ExportArchive()
@@ -88,7 +97,51 @@ def export(model, base_dir, name, version=None):
     archive.add_endpoint("serving_uint8", serve_uint8, _signature(tf.uint8, model.image_shape))
     archive.add_endpoint("purify", purify, _signature(tf.float32, model.image_shape))
     archive.add_endpoint("detect", detect, _signature(tf.float32, model.image_shape))
+    archive.add_endpoint("serving_seeded", seeded,
+                         [*_signature(tf.float32, model.image_shape), tf.TensorSpec([], tf.int32, name="seed")])
     tmp = path + ".partial"
     archive.write_out(tmp, verbose=False)
     os.replace(tmp, path)  # TF Serving never sees a half-written version
     return path
+
+
+# TF Serving's server-side batching (`--enable_batching --batching_parameters_file`): requests that arrive
+# within 2 ms are merged into one graph call of at most 128 images, the batch the bench measures.
+BATCHING = {"max_batch_size": 128, "batch_timeout_micros": 2000, "max_enqueued_batches": 100,
+            "num_batch_threads": 2}
+
+
+def models_config(names, base_path="/models"):
+    """TF Serving's ``--model_config_file`` text: every name served from ``base_path/<name>``."""
+    entries = "".join(f"  config {{\n    name: '{n}'\n    base_path: '{base_path.rstrip('/')}/{n}'\n"
+                      "    model_platform: 'tensorflow'\n  }\n" for n in names)
+    return f"model_config_list {{\n{entries}}}\n"
+
+
+def batching_config(params=None):
+    """TF Serving's ``--batching_parameters_file`` text (`BATCHING` unless ``params`` says otherwise)."""
+    return "".join(f"{k} {{ value: {v} }}\n" for k, v in {**BATCHING, **(params or {})}.items())
+
+
+def export_all(base_dir, names=None, base_path="/models", load=None):
+    """Exports ``names`` (default: every entry whose weights are here or cached) into ``base_dir`` in TF
+    Serving's layout, then writes ``base_dir/models.config`` and ``base_dir/batching.config``.
+
+    ``base_path`` is where the server sees ``base_dir`` (the container's mount point). Returns
+    {name: version folder}.
+    """
+    from tfdefense.utils import progress
+    from tfdefense.zoo import registry, store
+
+    if names is None:
+        names = [n for n in registry.list_models() if store.status(n) in ("here", "cached")]
+    if not names:
+        raise ValueError("no entry to export: none has its weights here (tfdefense download NAME...).")
+    load = load or registry.load
+    os.makedirs(base_dir, exist_ok=True)
+    written = {name: export(load(name), base_dir, name) for name in progress.bar(list(names), desc="export", unit="model")}
+    from tfdefense.zoo import cards  # atomic writes: a server polling the config never reads half a file
+
+    cards.write_text(os.path.join(base_dir, "models.config"), models_config(sorted(written), base_path))
+    cards.write_text(os.path.join(base_dir, "batching.config"), batching_config())
+    return written

@@ -105,3 +105,58 @@ def test_existing_version_is_not_overwritten(exported):
     model, path, base, _ = exported
     with pytest.raises(FileExistsError):
         export.export(model, base, "tiny", version=1)
+
+
+def test_serving_seeded_draws_the_asked_for_randomness(exported):
+    model, path, base, x = exported
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(path).signatures["serving_seeded"]
+    out = serve(images=tf.constant(x), seed=tf.constant(3))
+    np.testing.assert_allclose(out["logits"].numpy(), model.defend(x, seed=3)["logits"], atol=1e-5)
+
+
+def _batching_parameters():
+    """The server's BatchingParameters message (session_bundle_config.proto, not shipped in
+    tensorflow-serving-api), built from its declaration: four google.protobuf.Int64Value fields."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
+
+    proto = descriptor_pb2.FileDescriptorProto(name="batching_test.proto", package="tensorflow.serving",
+                                               dependency=["google/protobuf/wrappers.proto"], syntax="proto3")
+    message = proto.message_type.add(name="BatchingParameters")
+    for number, field in enumerate(("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
+                                    "num_batch_threads"), 1):
+        message.field.add(name=field, number=number, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                          type_name=".google.protobuf.Int64Value",
+                          label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))()
+
+
+def test_export_all_writes_configs_the_server_parses(tmp_path):
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    def tiny(name):
+        keras.utils.set_random_seed(0)
+        return build_defended(networks.encoder(4, 2), networks.decoder(4, 2), cbuilders.classifier_c(units=4),
+                              steps=2, threshold=0.25)
+
+    written = export.export_all(str(tmp_path), names=["b_tiny", "a_tiny"], load=tiny)
+    assert written == {n: str(tmp_path / n / "1") for n in ("b_tiny", "a_tiny")}
+    config = text_format.Parse((tmp_path / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
+    assert [(c.name, c.base_path, c.model_platform) for c in config.model_config_list.config] == [
+        ("a_tiny", "/models/a_tiny", "tensorflow"), ("b_tiny", "/models/b_tiny", "tensorflow")]
+    batching = text_format.Parse((tmp_path / "batching.config").read_text(), _batching_parameters())
+    assert batching.max_batch_size.value == 128 and batching.num_batch_threads.value == 2
+    # Every exported entry runs in the TF1 session loader that tensorflow_model_server uses.
+    x_file = str(tmp_path / "x.npy")
+    np.save(x_file, np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32"))
+    for path in written.values():
+        cli = shutil.which("saved_model_cli") or os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+        proc = subprocess.run([cli, "run", "--dir", path, "--tag_set", "serve", "--signature_def",
+                               "serving_default", "--inputs", f"images={x_file}"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and "label" in proc.stdout, proc.stderr[-2000:]
