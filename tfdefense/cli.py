@@ -188,8 +188,10 @@ def cmd_export(args):
               f"target={args.base_path} tensorflow/serving --model_config_file={args.base_path}/models.config "
               f"--enable_batching --batching_parameters_file={args.base_path}/batching.config")
         return
+    if args.model and args.name and not args.dir:  # export --model=SRC DIR: the one positional is the folder
+        args.name, args.dir = None, args.name
     if not args.dir:
-        raise ValueError("export NAME DIR (or --all DIR): name the folder to write.")
+        raise ValueError("export NAME DIR (or --model=SRC DIR, or --all DIR): name the folder to write.")
     name, source = _target(args)
     model = tfdefense.load(name, source, **_inference_overrides(args))
     print(export.export(model, args.dir, name, version=args.version))
