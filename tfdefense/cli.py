@@ -8,6 +8,8 @@
     tfdefense calibrate NAME [--source=DIR] ...
     tfdefense export NAME DIR [--version=N] | --all DIR     TF Serving's layout (+ models.config)
     tfdefense bench NAME [--batch=1,128] [--policy=float32,mixed_bfloat16]   cost to serve, as JSON
+    tfdefense evaluate NAME --shard=I/K --output_dir=DIR_I  |  tfdefense merge DIR_0 ... [--output_dir=DIR]
+    tfdefense substitute NAME DIR                   the black-box substitute the shards share
     tfdefense card NAME --reports=A/report.json,B/report.json
     tfdefense leaderboard [--output=docs/leaderboard.md]
 
@@ -76,6 +78,15 @@ def _target(args):
     if not args.name and args.command != "evaluate":
         raise ValueError("name an entry, or pass --model=DIR for a defense you trained.")
     return args.name or DEFAULT_MODEL, args.source
+
+
+def _target_and_folder(args, usage):
+    """`_target` of a command taking ``NAME DIR``, or ``--model=SRC DIR`` (whose one positional is the folder)."""
+    if args.model and args.name and not args.dir:
+        args.name, args.dir = None, args.name
+    if not args.dir:
+        raise ValueError(f"{usage}: name the folder to write.")
+    return _target(args)
 
 
 def _inference_overrides(args):
@@ -169,8 +180,27 @@ def cmd_evaluate(args):
                          output_dir=args.output_dir, sweep=args.sweep, sweep_n=args.sweep_n,
                          sweep_range=[float(v) for v in args.sweep_range], sweep_attacks=args.sweep_attacks,
                          run_sanity=args.sanity and args.sanity_n, update_card=args.update_card, split=args.split,
-                         source=source, data=args.data, k_queries=args.queries, **_inference_overrides(args))
+                         source=source, data=args.data, k_queries=args.queries, shard=args.shard,
+                         substitute=args.substitute, block_size=args.block_size, **_inference_overrides(args))
     print(report.to_markdown())
+
+
+def cmd_merge(args):
+    from tfdefense.evaluation import harness, shards
+
+    report = shards.merge(args.dirs, args.output_dir)
+    if args.update_card:
+        harness.write_to_card(report.model, report, args.source)
+    print(report.to_markdown())
+
+
+def cmd_substitute(args):
+    from tfdefense.evaluation import harness
+
+    name, source = _target_and_folder(args, "substitute NAME DIR (or --model=SRC DIR)")
+    sub = harness.substitute_for(name, args.dir, seed=args.seed, black_box=args.black_box, source=source,
+                                 data=args.data, **_inference_overrides(args))
+    print(f"{args.dir}: substitute {sub.arch}, {sub.training_set_size} images, {sub.oracle_queries} oracle queries")
 
 
 def cmd_export(args):
@@ -188,11 +218,7 @@ def cmd_export(args):
               f"target={args.base_path} tensorflow/serving --model_config_file={args.base_path}/models.config "
               f"--enable_batching --batching_parameters_file={args.base_path}/batching.config")
         return
-    if args.model and args.name and not args.dir:  # export --model=SRC DIR: the one positional is the folder
-        args.name, args.dir = None, args.name
-    if not args.dir:
-        raise ValueError("export NAME DIR (or --model=SRC DIR, or --all DIR): name the folder to write.")
-    name, source = _target(args)
+    name, source = _target_and_folder(args, "export NAME DIR (or --model=SRC DIR, or --all DIR)")
     model = tfdefense.load(name, source, **_inference_overrides(args))
     print(export.export(model, args.dir, name, version=args.version))
 
@@ -319,7 +345,31 @@ def parser():
                    help="write the measured numbers into the card of the local store (or --source)")
     p.add_argument("--data", help="evaluate on this data instead of the model's own (same shape): tfds:NAME, "
                                    "PATH.npz or DIR")
+    p.add_argument("--shard", help="I/K: evaluate shard I of K (0-based) into --output_dir, for `tfdefense merge`; "
+                                   "e.g. --shard=$JOB_COMPLETION_INDEX/8")
+    p.add_argument("--block_size", type=int, default=256, help="images per seeded block, the unit of --shard "
+                                                               "(default: 256; the shards and the merge must agree)")
+    p.add_argument("--substitute", help="black-box substitute folder: used if there, else trained and saved there "
+                                        "(shards: train it first with `tfdefense substitute`)")
     _model_flags(p, "evaluate")
+    _inference_flags(p)
+
+    p = command("merge", cmd_merge, "one report from the output folders of evaluate --shard=I/K, exactly as one "
+                                    "process would have written it")
+    p.add_argument("dirs", nargs="+", metavar="DIR")
+    p.add_argument("--output_dir", help="write the merged report.json and report.md here")
+    p.add_argument("--update-card", "--update_card", dest="update_card", action="store_true",
+                   help="write the merged numbers into the model's card (the one in --source when given)")
+    p.add_argument("--source", help="the folder holding the card (default: the local store)")
+
+    p = command("substitute", cmd_substitute, "train and save, once, the black-box substitute that the shards "
+                                              "of a sharded black-box evaluation share")
+    p.add_argument("name", nargs="?", help="entry (or --model=DIR)")
+    p.add_argument("dir", nargs="?", help="folder to write substitute.keras and substitute.json to")
+    p.add_argument("--seed", type=int, default=0, help="the evaluation's --seed (default: 0)")
+    p.add_argument("--black_box", type=_json, default={}, help="the evaluation's --black_box JSON")
+    p.add_argument("--data", help="the evaluation's --data")
+    _model_flags(p, "substitute")
     _inference_flags(p)
 
     p = command("export", cmd_export, "a TF Serving SavedModel: DIR/NAME/VERSION/ (--all DIR: the whole zoo)")
@@ -380,7 +430,8 @@ def main(argv=None):
 
     try:
         args.fn(args)
-    except (UnknownModelError, WeightsError, DatasetError, FileExistsError, ValueError, TypeError) as e:
+    except (UnknownModelError, WeightsError, DatasetError, FileExistsError, FileNotFoundError, ValueError,
+            TypeError) as e:
         print(f"tfdefense {args.command}: error: {e}", file=sys.stderr)
         return 1
     return 0

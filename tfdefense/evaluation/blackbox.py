@@ -16,6 +16,8 @@ Reference:
 """
 
 import dataclasses
+import json
+import os
 
 import keras
 import numpy as np
@@ -89,3 +91,35 @@ def train_substitute(oracle, x_seed, *, arch="b", rounds=6, epochs=10, lmbda=0.1
         queries += len(x_new)
         x, y = np.concatenate([x, x_new]), np.concatenate([y, y_new])
     return Substitute(model, arch, rounds, int(len(x)), int(queries))
+
+
+def save_substitute(substitute, path, about=None):
+    """Writes a trained substitute to the folder ``path`` (``substitute.keras`` + ``substitute.json``), with
+    ``about`` (what it was trained against) beside it, so the shards of one run attack the same one."""
+    os.makedirs(path, exist_ok=True)
+    substitute.model.save(os.path.join(path, "substitute.keras"))
+    meta = {"arch": substitute.arch, "rounds": substitute.rounds, "training_set_size": substitute.training_set_size,
+            "oracle_queries": substitute.oracle_queries, "about": about or {}}
+    with open(os.path.join(path, "substitute.json"), "w") as f:
+        json.dump(meta, f, indent=2)
+    return path
+
+
+def load_substitute(path, about=None):
+    """The substitute `save_substitute` wrote in ``path``.
+
+    Raises:
+        FileNotFoundError: no substitute there.
+        ValueError: it was trained against something else than ``about`` says.
+    """
+    meta_path, model_path = os.path.join(path, "substitute.json"), os.path.join(path, "substitute.keras")
+    if not (os.path.exists(meta_path) and os.path.exists(model_path)):
+        raise FileNotFoundError(f"no substitute in {path} (want substitute.json and substitute.keras): train it "
+                                f"once with `tfdefense substitute NAME {path}`.")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    if about is not None and meta.get("about") != about:
+        raise ValueError(f"the substitute in {path} was trained for {json.dumps(meta.get('about'))}, not "
+                         f"{json.dumps(about)}: train one for this defense and these settings.")
+    model = keras.saving.load_model(model_path, compile=False)
+    return Substitute(model, meta["arch"], meta["rounds"], meta["training_set_size"], meta["oracle_queries"])

@@ -42,6 +42,7 @@ import keras
 
 from tfdefense.evaluation import attacks as attacks_lib
 from tfdefense.evaluation import blackbox, threats as threats_lib
+from tfdefense.evaluation.shards import BLOCK_SIZE, block_seed, block_slices
 from tfdefense.defense.defended import as_defended
 from tfdefense.utils import batching, progress
 from tfdefense.purification import roc_curve
@@ -209,35 +210,62 @@ def is_random(model):
     return bool((model.purifier is not None and model.purifier.random) or any(d.random for d in model.detectors))
 
 
+def k_query_right(model, x, y, k=K_QUERIES, first=None, block=0):
+    """Per image: whether a random defense labels it right under each of seeds 0..k-1 (those of
+    ``block``, see `shards.block_seed`); ``first``: the labels of the first seed, already computed."""
+    right = (first if first is not None else model.defend(x, seed=block_seed(0, block))["label"]) == y
+    for seed in range(1, k):
+        right &= model.defend(x, seed=block_seed(seed, block))["label"] == y
+    return right
+
+
 def k_query_accuracy(model, x, y, k=K_QUERIES, first=None):
     """The fraction of ``x`` a random defense labels right under each of seeds 0..k-1 (``first``: the
     labels of seed 0, already computed)."""
-    right = (first if first is not None else model.defend(x, seed=0)["label"]) == y
-    for seed in range(1, k):
-        right &= model.defend(x, seed=seed)["label"] == y
-    return float(np.mean(right))
+    return float(np.mean(k_query_right(model, x, y, k, first)))
 
 
-def measure(model, classifier, attack, threat, params, x, x_adv, y, seconds, k_queries=K_QUERIES):
-    """An `AttackResult` for adversarial images ``x_adv`` of ``x``; for a random defense also the
-    accuracy when it is asked ``k_queries`` times (`k_query_accuracy`)."""
-    label, flagged, rejected = defended_outputs(model, x_adv, desc=f"{threat} {attack} defended")
-    k = k_queries if k_queries and k_queries > 1 and is_random(model) else None
+def image_outcomes(model, classifier, x, x_adv, y, k=None, block=0, desc=None):
+    """What happened to each image of ``x_adv`` (adversarial versions of ``x``), as arrays: ``label``, ``right``,
+    ``flagged``, ``rejected``, ``right_undefended``, ``linf``, ``l2``, and with ``k`` ``right_k`` (right
+    under k queries). The defense draws its noise with the seeds of ``block``."""
+    out = model.defend(x_adv, seed=block_seed(0, block), desc=desc)
+    label = out["label"]
     delta = (x_adv - x).reshape(len(x), -1)
-    correct = label == y
-    fooled = ~correct & ~flagged
-    linf, l2 = np.abs(delta).max(1), np.linalg.norm(delta, axis=1)
+    outcomes = {"label": label, "right": label == y, "flagged": np.asarray(out["is_adversarial"], bool),
+                "rejected": np.asarray(out["rejected"], bool),
+                "right_undefended": np.argmax(predict_logits(classifier, x_adv, desc="undefended"), -1) == y,
+                "linf": np.abs(delta).max(1), "l2": np.linalg.norm(delta, axis=1)}
+    if k:
+        outcomes["right_k"] = k_query_right(model, x_adv, y, k, label, block)
+    return outcomes
+
+
+def summarize_clean(o):
+    """The report's clean section from `image_outcomes` of the clean images."""
+    clean = {"accuracy_undefended": float(np.mean(o["right_undefended"])), "accuracy_defended": float(np.mean(o["right"])),
+             "rejection_rate": float(np.mean(o["rejected"])), "detection_rate": float(np.mean(o["flagged"]))}
+    if "right_k" in o:
+        clean.update(queries_k=int(o["queries_k"][0]), accuracy_k_queries=float(np.mean(o["right_k"])))
+    return clean
+
+
+def summarize(attack, threat, params, o, seconds):
+    """An `AttackResult` from per-image `image_outcomes` (one process's, or the shards' concatenated)."""
+    right, flagged, rejected, linf, l2 = o["right"], o["flagged"], o["rejected"], o["linf"], o["l2"]
+    fooled = ~right & ~flagged
+    k = int(o["queries_k"][0]) if "right_k" in o else None
     return AttackResult(
-        attack=attack, threat=threat, params=params, n=int(len(x)),
-        accuracy_undefended=accuracy(classifier, x_adv, y, desc=f"{attack} undefended"),
-        accuracy_defended=float(np.mean(correct)), rejection_rate=float(np.mean(rejected)),
-        accuracy_or_rejected=float(np.mean(correct | rejected)),
-        detection_rate=float(np.mean(flagged)), accuracy_or_detected=float(np.mean(correct | flagged)),
+        attack=attack, threat=threat, params=params, n=int(len(right)),
+        accuracy_undefended=float(np.mean(o["right_undefended"])),
+        accuracy_defended=float(np.mean(right)), rejection_rate=float(np.mean(rejected)),
+        accuracy_or_rejected=float(np.mean(right | rejected)),
+        detection_rate=float(np.mean(flagged)), accuracy_or_detected=float(np.mean(right | flagged)),
         mean_linf=float(linf.mean()), mean_l2=float(l2.mean()), wall_time_s=round(seconds, 1),
         fooled_undetected=float(np.mean(fooled)),
         mean_linf_fooled=float(linf[fooled].mean()) if fooled.any() else None,
         mean_l2_fooled=float(l2[fooled].mean()) if fooled.any() else None,
-        queries_k=k, accuracy_k_queries=k_query_accuracy(model, x_adv, y, k, label) if k else None)
+        queries_k=k, accuracy_k_queries=float(np.mean(o["right_k"])) if k else None)
 
 
 def has_attackable_detector(model):
@@ -245,10 +273,11 @@ def has_attackable_detector(model):
     return bool(model.attackable_detectors())
 
 
-def attack_fn(model, threat, attack, substitute=None, white_box=None):
+def attack_fn(model, threat, attack, substitute=None, white_box=None, block=0):
     """The logits function an attack differentiates under ``threat``.
 
-    ``white_box`` holds `threats.white_box_fn` settings (``bpda``, ``eot``).
+    ``white_box`` holds `threats.white_box_fn` settings (``bpda``, ``eot``, ``seed``); a random
+    defense draws its noise with the seeds of ``block`` (`shards.block_seed`).
     """
     if threat == "gray":
         return threats_lib.gray_box_fn(model)
@@ -261,13 +290,16 @@ def attack_fn(model, threat, attack, substitute=None, white_box=None):
         return lambda xb: model.classifier(model.purifier.surrogate(tf.cast(xb, tf.float32)), training=False)
     if access == "queries":  # gradient-free: query the real defense
         # SPSA probes x +/- delta without clipping; valid images are in [0, 1].
-        return lambda xb: model.defend(np.clip(np.asarray(xb), 0.0, 1.0))["logits"]
-    return threats_lib.white_box_fn(model, **(white_box or {}))
+        return lambda xb: model.defend(np.clip(np.asarray(xb), 0.0, 1.0), seed=block_seed(0, block))["logits"]
+    white_box = dict(white_box or {})
+    white_box["seed"] = block_seed(white_box.get("seed", 0), block)
+    return threats_lib.white_box_fn(model, **white_box)
 
 
 def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), eps=0.3, seed=0,
              params=None, name=None, dataset="", split="", holdout=None, black_box=None, white_box=None,
-             detector_aware=True, on_result=None, k_queries=K_QUERIES):
+             detector_aware=True, on_result=None, k_queries=K_QUERIES, blocks=None, block_size=BLOCK_SIZE,
+             substitute=None):
     """Measures clean and adversarial accuracy of a (defended) model.
 
     Args:
@@ -289,9 +321,14 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
             added (the harness writes the report so far: a killed run keeps it).
         k_queries: for a random defense, also the accuracy when every input is
             answered under seeds 0..k-1 and must be right each time (1: skip).
+        blocks: evaluate only these blocks of ``block_size`` images (a shard,
+            `tfdefense.evaluation.shards`; default: all). Block b draws its
+            randomness from `shards.block_seed` of the run's seeds and b.
+        substitute: a black-box `blackbox.Substitute` already trained (shared
+            by the shards of one run) instead of training one here.
 
     Returns:
-        A `Report`.
+        A `Report`; ``report.outcomes`` holds each image's outcome per result.
     """
     for threat in threats:
         if threat not in THREATS:
@@ -304,43 +341,72 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
     y = np.asarray(y)
     model = as_defended(model, x.shape[1:])
     classifier = model.classifier
-    label, flagged, rejected = defended_outputs(model, x, desc="clean defended")
-    clean = {"accuracy_undefended": accuracy(classifier, x, y, desc="clean undefended"),
-             "accuracy_defended": float(np.mean(label == y)), "rejection_rate": float(np.mean(rejected)),
-             "detection_rate": float(np.mean(flagged))}
     k = k_queries if k_queries and k_queries > 1 and is_random(model) else None
-    if k:
-        clean.update(queries_k=k, accuracy_k_queries=k_query_accuracy(model, x, y, k, label))
-    report = Report(model=name or model.name, dataset=dataset, split=split, n=int(len(x)),
+    all_blocks = range(-(-len(x) // block_size)) if blocks is None else blocks
+
+    def outcomes_over(n, fn):
+        """``fn(block, slice)`` -> (adversarial images, seconds) on each of our blocks within the first n
+        images: their outcomes concatenated, with each image's index, and the summed seconds."""
+        parts, seconds = [], 0.0
+        for b, sl in block_slices(all_blocks, n, block_size):
+            x_adv, spent = fn(b, sl)
+            start = time.time()
+            o = image_outcomes(model, classifier, x[sl], x_adv, y[sl], k, b)
+            o["index"] = np.arange(sl.start, sl.stop)
+            if k:
+                o["queries_k"] = np.full(sl.stop - sl.start, k)
+            parts.append(o)
+            seconds += spent + time.time() - start
+        if not parts:
+            empty = {f: np.zeros(0, bool) for f in ("right", "flagged", "rejected", "right_undefended")}
+            return {**empty, "label": np.zeros(0, int), "linf": np.zeros(0), "l2": np.zeros(0),
+                    "index": np.zeros(0, int)}, 0.0
+        return {f: np.concatenate([p[f] for p in parts]) for f in parts[0]}, seconds
+
+    clean_outcomes, _ = outcomes_over(len(x), lambda b, sl: (x[sl], 0.0))
+    clean = summarize_clean(clean_outcomes) if len(clean_outcomes["index"]) else {}
+    report = Report(model=name or model.name, dataset=dataset, split=split, n=int(len(clean_outcomes["index"])),
                     seed=seed, clean=clean, results=[],
                     settings={"eps": eps, "threats": list(threats), "attacks": list(attacks),
                               **({"random": True} if is_random(model) else {}),
-                              **({"white_box": dict(white_box)} if white_box else {})})
+                              **({"white_box": dict(white_box)} if white_box else {}),
+                              **({"block_size": block_size} if block_size != BLOCK_SIZE else {})})
     if "white" in threats:
         report.settings["white_box_gradient"] = threats_lib.gradient_kind(model, (white_box or {}).get("bpda"))
         report.settings["white_box_eot"] = threats_lib.eot_count(model, (white_box or {}).get("eot"))
+    report.outcomes = {"clean": clean_outcomes}
     has_detector = has_attackable_detector(model)
     for threat in threats:
-        substitute = None
+        sub = None
         if threat == "black":
             settings = {**BLACK_BOX_DEFAULTS, **(black_box or {})}
-            substitute = blackbox.train_substitute(blackbox.oracle_from(model), holdout, seed=seed,
-                                                   num_classes=model.num_classes, **settings)
-            agreement = float(np.mean(np.argmax(predict_logits(substitute.model, x), 1) == label))
-            report.substitute = {**settings, "training_set_size": substitute.training_set_size,
-                                 "oracle_queries": substitute.oracle_queries,
-                                 "agreement_with_defended_model": round(agreement, 4)}
+            sub = substitute or blackbox.train_substitute(blackbox.oracle_from(model), holdout, seed=seed,
+                                                          num_classes=model.num_classes, **settings)
+            ours = clean_outcomes["index"]
+            agrees = np.argmax(predict_logits(sub.model, x[ours]), 1) == clean_outcomes["label"]
+            report.outcomes["substitute"] = {"index": clean_outcomes["index"], "agrees": agrees}
+            report.substitute = {**settings, "training_set_size": sub.training_set_size,
+                                 "oracle_queries": sub.oracle_queries,
+                                 "agreement_with_defended_model": round(float(np.mean(agrees)), 4) if len(agrees)
+                                 else None}
         names = list(attacks) + ([DETECTOR_AWARE] if threat == "white" and detector_aware and has_detector
                                  and DETECTOR_AWARE not in attacks else [])
         for attack in names:
             p = attack_params(attack, eps, params)
             n = min(len(x), p.get("n") or len(x))
-            start = time.time()
-            logits_fn = attack_fn(model, threat, attack, substitute, white_box)
-            x_adv = run_attack(attack, logits_fn, x[:n], y[:n], p, seed, model)
-            report.examples[f"{threat}/{attack}"] = x_adv[:8]
-            report.results.append(measure(model, classifier, attack, threat, p, x[:n], x_adv, y[:n],
-                                          time.time() - start, k_queries=k_queries))
+
+            def adversarial(b, sl):
+                start = time.time()
+                logits_fn = attack_fn(model, threat, attack, sub, white_box, block=b)
+                x_adv = run_attack(attack, logits_fn, x[sl], y[sl], p, block_seed(seed, b), model)
+                if f"{threat}/{attack}" not in report.examples:
+                    report.examples[f"{threat}/{attack}"] = x_adv[:8]
+                return x_adv, time.time() - start
+
+            o, seconds = outcomes_over(n, adversarial)
+            report.outcomes[f"{threat}/{attack}"] = o
+            if len(o["index"]):
+                report.results.append(summarize(attack, threat, p, o, seconds))
             if on_result is not None:
                 on_result(report)
     return report

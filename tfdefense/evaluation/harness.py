@@ -7,12 +7,13 @@ Example:
     ...                      output_dir="/tmp/report")                     # doctest: +SKIP
 """
 
+import json
 import os
 
 import numpy as np
 
 from tfdefense import datasets, evaluation
-from tfdefense.evaluation import plots, sanity
+from tfdefense.evaluation import blackbox, plots, sanity, shards
 from tfdefense.zoo import cards, registry, store
 
 
@@ -28,7 +29,7 @@ def sample(dataset, n, seed, split="eval"):
 def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0.3, seed=0, params=None,
         black_box=None, white_box=None, output_dir=None, sweep=0, sweep_n=200, sweep_range=(0.0, 0.4), sweep_attacks=("fgsm", "pgd"),
         run_sanity=False, update_card=False, split="eval", source=None, data=None,
-        k_queries=evaluation.K_QUERIES, **overrides):
+        k_queries=evaluation.K_QUERIES, shard=None, substitute=None, block_size=shards.BLOCK_SIZE, **overrides):
     """Evaluates a registered model and writes its report.
 
     Args:
@@ -48,6 +49,11 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
         data: draw the images from this `tfdefense.datasets` source instead of the
             model's own dataset (same image shape).
         k_queries: a random defense is also scored answering each input under k seeds.
+        shard: ``"I/K"`` (or ``(I, K)``): evaluate shard I of K only, into ``output_dir`` with its
+            ``outcomes.npz``, for `shards.merge` (`tfdefense.evaluation.shards`).
+        substitute: a folder holding the black-box substitute: used when it is there, else trained and
+            saved there (a sharded black-box run needs it there already: `train_substitute`).
+        block_size: images per seeded block (`shards.block_seed`).
         **overrides: inference settings for `tfdefense.load`.
 
     Returns:
@@ -57,17 +63,43 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     dataset = data or entry["metadata"]["dataset"]
     if update_card:
         store.card_folder(name, source)  # a read-only card fails now, not after the attacks
+    if shard is not None:
+        shard = shards.parse(shard) if isinstance(shard, str) else tuple(shard)
+        if not output_dir:
+            raise ValueError("--shard needs --output_dir: `tfdefense merge` reads each shard's folder.")
+        if sweep or run_sanity or update_card:
+            raise ValueError("--shard evaluates the attacks only: run --sweep and --sanity in one process, and "
+                             "pass --update-card to `tfdefense merge`.")
+        if "black" in threats and not substitute:
+            raise ValueError("a sharded black-box run attacks one shared substitute: train it once with "
+                             "`tfdefense substitute NAME DIR`, then pass --substitute=DIR to every shard.")
     model = registry.load(name, source, **overrides)
     weights = measured_on(model.card)
     x, y = sample(dataset, n, seed, split)
+    blocks = None
+    if shard is not None:
+        blocks = shards.blocks_of(*shard, len(x), block_size)
+        if not blocks:
+            raise ValueError(f"shard {shard[0]}/{shard[1]} has no images: {len(x)} images make "
+                             f"{-(-len(x) // block_size)} blocks of {block_size}; use at most that many shards.")
     holdout = datasets.load(dataset, "holdout")[0] if "black" in threats else None
+    sub = None
+    if substitute and "black" in threats:
+        about = substitute_about(name, weights, dataset, seed, black_box)
+        if shard is not None or os.path.exists(os.path.join(substitute, "substitute.json")):
+            sub = blackbox.load_substitute(substitute, about)
+        else:
+            sub = train_substitute(model, substitute, holdout, about, seed, black_box)
     report = evaluation.evaluate(model, x, y, attacks=attacks, threats=threats, eps=eps, seed=seed, params=params,
                                  name=name, dataset=dataset, split=split, holdout=holdout,
                                  black_box=black_box, white_box=white_box or None, k_queries=k_queries,
+                                 blocks=blocks, block_size=block_size, substitute=sub,
                                  on_result=_writer(output_dir, overrides, weights) if output_dir else None)
     report.settings.update(overrides=overrides, weights=weights)
     if source:
         report.settings["source"] = source
+    if shard is not None:
+        return shards.write_shard(report, output_dir, shard, blocks, block_size)  # no figures, no card
     if output_dir:  # the numbers first: a failure while drawing figures must not lose them
         report.write(output_dir)
     figures = {}
@@ -110,6 +142,30 @@ def run(name, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), n=1000, eps=0
     if update_card:
         write_to_card(name, report, source)
     return report
+
+
+def substitute_about(name, weights, dataset, seed, black_box=None):
+    """What a saved substitute was trained against; a shard refuses one trained for anything else."""
+    return json.loads(json.dumps({"model": name, "weights": weights, "dataset": dataset, "seed": seed,
+                                  "settings": {**evaluation.BLACK_BOX_DEFAULTS, **(black_box or {})}}))
+
+
+def train_substitute(model, path, holdout, about, seed=0, black_box=None):
+    """Trains the black-box substitute of ``model`` on ``holdout`` and saves it to ``path`` (see `run`)."""
+    settings = {**evaluation.BLACK_BOX_DEFAULTS, **(black_box or {})}
+    sub = blackbox.train_substitute(blackbox.oracle_from(model), holdout, seed=seed, num_classes=model.num_classes,
+                                    **settings)
+    blackbox.save_substitute(sub, path, about)
+    return sub
+
+
+def substitute_for(name, path, *, seed=0, black_box=None, source=None, data=None, **overrides):
+    """`tfdefense substitute`: trains and saves, once, the substitute the shards of a black-box run share."""
+    entry = registry.get_entry(name)
+    dataset = data or entry["metadata"]["dataset"]
+    model = registry.load(name, source, **overrides)
+    about = substitute_about(name, measured_on(model.card), dataset, seed, black_box)
+    return train_substitute(model, path, datasets.load(dataset, "holdout")[0], about, seed, black_box)
 
 
 def measured_on(card):
