@@ -164,7 +164,7 @@ def cmd_train(args):
                              "or set TFDEFENSE_MODELS_DIR (load then finds the entry there).")
     workdir = args.workdir or os.path.join("runs", entry["name"])
     card = training.train_and_evaluate(entry, workdir, resume=args.resume, warm_start=args.warm_start,
-                                       overrides=overrides, publish_dir=publish_dir)
+                                       overrides=overrides, publish_dir=publish_dir, strategy=args.strategy)
     print(json.dumps(card["measured"], indent=2))
     print(f"trained {entry['name']} into {os.path.join(workdir, 'export')}: "
           f"tfdefense evaluate --model={os.path.join(workdir, 'export')}", file=sys.stderr)
@@ -313,6 +313,9 @@ def parser():
     p.add_argument("--batch_size", type=int)
     p.add_argument("--learning_rate", type=float)
     p.add_argument("--steps_per_epoch", type=int, help="limit steps per epoch (smoke runs)")
+    p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi_worker"),
+                   help="tf.distribute: one device (default), this host's GPUs (mirrored), or the workers of "
+                        "TF_CONFIG (multi_worker); --batch_size is the global batch")
     p.add_argument("--seed", type=int, help="override the training seed")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a model setting (JSON value), e.g. --set=adversarial=false")

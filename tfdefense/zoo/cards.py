@@ -111,6 +111,8 @@ def make_card(entry, config, state, measured, folder, files, data_shape=None):
             "tensorflow": tf.__version__, "keras": keras.__version__, "tfdefense": __version__,
             "final_logs": state.get("history", [{}])[-1] if state.get("history") else {},
             **({"warm_start": state["warm_start"]} if state.get("warm_start") else {}),
+            # the strategy, replicas, workers and global batch of the last run (`tfdefense.zoo.distribute`)
+            **({"distribution": state["distribution"]} if state.get("distribution") else {}),
             # where the first weights came from: the entry's name and files, not this machine's path
             **({"init_from": {k: v for k, v in state["init_from"].items() if k != "from"}}
                if state.get("init_from") else {}),

@@ -22,13 +22,14 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 import keras
 import numpy as np
 
 from tfdefense import datasets
-from tfdefense.zoo import cards, registry, store
+from tfdefense.zoo import cards, distribute, registry, store
 from tfdefense.zoo.cards import read_json, write_json
 
 CHECKPOINT = "checkpoint.weights.h5"
@@ -82,10 +83,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
     leaves the previous checkpoint intact.
     """
 
-    def __init__(self, workdir, state):
+    def __init__(self, workdir, state, write=True):
         super().__init__()
         self.workdir = workdir
         self.state = state
+        self.write = write  # under several workers only the chief writes; the others restore from it
         self._start = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -99,6 +101,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         # Keras' weight files leave out the seed generators (dropout masks, noise):
         # their states go into the state file so a resumed run draws the same numbers.
         self.state["seed_states"] = [g.state.numpy().tolist() for g in seed_generators(self.model)]
+        if not self.write:
+            return
         tmp = os.path.join(self.workdir, "tmp." + CHECKPOINT)
         self.model.save_weights(tmp, overwrite=True)
         os.replace(tmp, os.path.join(self.workdir, CHECKPOINT))
@@ -106,7 +110,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 
 def train_and_evaluate(name_or_entry, workdir, *, resume=False, warm_start=False, overrides=None,
-                       publish_dir=None, verbose="auto"):
+                       publish_dir=None, verbose="auto", strategy=None):
     """Trains a registered entry, checkpointing every epoch, and writes its card.
 
     Args:
@@ -124,10 +128,14 @@ def train_and_evaluate(name_or_entry, workdir, *, resume=False, warm_start=False
             ``publish_dir/<entry path>/`` (e.g. the repository's ``saved_models``).
         verbose: Keras ``fit`` verbosity; "auto" shows a bar on a terminal and
             one line per epoch in a log file.
+        strategy: "default", "mirrored" or "multi_worker" (`tfdefense.zoo.distribute`);
+            ``batch_size`` is then the global batch.
 
     Returns:
         The model card (dict).
     """
+    kind = strategy if isinstance(strategy, str) or strategy is None else "custom"
+    strategy = distribute.make(strategy) if kind != "custom" else strategy  # first: before any other TF op
     entry = registry.get_entry(name_or_entry) if isinstance(name_or_entry, str) else dict(name_or_entry)
     config = train_config(entry, overrides)
     family = registry.get_family(entry["family"])
@@ -149,6 +157,7 @@ def train_and_evaluate(name_or_entry, workdir, *, resume=False, warm_start=False
     if state and state.get("config", config) != config:
         print(f"note: resuming with changed settings {config} (was {state['config']})", file=sys.stderr)
     state["config"] = config
+    state["distribution"] = distribute.describe(strategy, kind, config["batch_size"])
 
     # The same seed as the uninterrupted run: every layer and seed generator is
     # built identically, then the checkpoint restores their state.
@@ -157,7 +166,7 @@ def train_and_evaluate(name_or_entry, workdir, *, resume=False, warm_start=False
     # mixed_bfloat16 keeps float32 master weights, so saved weights stay float32.
     keras.config.set_dtype_policy(config["dtype_policy"])
     try:
-        return _train(entry, config, family, workdir, state, publish_dir, verbose)
+        return _train(entry, config, family, workdir, state, publish_dir, verbose, strategy)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
@@ -179,12 +188,14 @@ def _init_source(entry, family, source_name):
             "files": card["files"]}
 
 
-def _train(entry, config, family, workdir, state, publish_dir, verbose):
-    model = family.build_for_training(entry, config)
-    if not model.built:  # subclassed models: create every variable before a checkpoint loads
-        model(np.zeros((1, *registry.data_shape(entry)[0]), "float32"), training=False)
-    if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
+def _train(entry, config, family, workdir, state, publish_dir, verbose, strategy):
+    chief = distribute.is_chief(strategy)
+    with strategy.scope():  # every variable (weights, optimizer slots, seed states) is the strategy's
+        model = family.build_for_training(entry, config)
+        if not model.built:  # subclassed models: create every variable before a checkpoint loads
+            model(np.zeros((1, *registry.data_shape(entry)[0]), "float32"), training=False)
+        if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
     initial_epoch = 0
     fresh = not os.path.exists(os.path.join(workdir, CHECKPOINT))
     if state.get("init_from") and fresh:
@@ -208,14 +219,30 @@ def _train(entry, config, family, workdir, state, publish_dir, verbose):
                                           first_epoch=initial_epoch, epochs=config["epochs"],
                                           steps_per_epoch=config["steps_per_epoch"])
     val = datasets.as_dataset(dataset, "validation", config["batch_size"])
+    if state["distribution"]["workers"] > 1:  # each worker takes its replicas' share of every global batch
+        train, val = (d.with_options(distribute.data_sharding()) for d in (train, val))
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     if initial_epoch < config["epochs"] and model.trainable_weights:  # a composition of trained entries has none
-        model.fit(train, validation_data=val, epochs=config["epochs"], initial_epoch=initial_epoch,
-                  steps_per_epoch=steps, validation_steps=config["validation_steps"],
-                  callbacks=[*_schedule_callbacks(model, config), EpochCheckpoint(workdir, state)], verbose=verbose)
+        kwargs = dict(epochs=config["epochs"], initial_epoch=initial_epoch, validation_steps=config["validation_steps"],
+                      callbacks=[*_schedule_callbacks(model, config), EpochCheckpoint(workdir, state, chief)])
+        if state["distribution"]["workers"] > 1:
+            distribute.fit_multi_worker(strategy, model, train, val, steps=steps, verbose=verbose, **kwargs)
+        else:
+            model.fit(train, validation_data=val, steps_per_epoch=steps, verbose=verbose, **kwargs)
 
-    export = os.path.join(workdir, "export")
+    # Every worker saves and measures (either may run collective ops); only the chief's copy is kept.
+    export = os.path.join(workdir, "export") if chief else tempfile.mkdtemp(prefix="tfdefense_worker_export_")
+    try:
+        card = _export(entry, config, family, model, state, export, publish_dir if chief else None)
+    finally:
+        if not chief:
+            shutil.rmtree(export, ignore_errors=True)
+    distribute.barrier(strategy)
+    return card
+
+
+def _export(entry, config, family, model, state, export, publish_dir):
     shutil.rmtree(export, ignore_errors=True)
     os.makedirs(export)
     files = family.save(model, entry, export)

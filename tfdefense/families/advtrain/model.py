@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
+from tfdefense.defense.replicas import descend, ReplicaSeedGenerator
 
 
 def linf_attack(classifier, x, y, *, eps, step_size, steps, seed):
@@ -59,7 +60,7 @@ class AdversarialTraining(keras.Model):
         self.clean_weight = float(clean_weight)
         self.eps_warmup_steps = int(eps_warmup_steps)
         self.seed = int(seed)
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = ReplicaSeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="adv_loss")
         self.adv_accuracy = keras.metrics.SparseCategoricalAccuracy(name="adv_accuracy")
         self.clean_accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
@@ -94,7 +95,7 @@ class AdversarialTraining(keras.Model):
                 loss += self.clean_weight * tf.reduce_mean(
                     keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
         variables = self.classifier.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        descend(self.optimizer, tape, loss, variables)
         self.loss_tracker.update_state(loss)
         self.adv_accuracy.update_state(y, logits_adv)
         return {m.name: m.result() for m in (self.loss_tracker, self.adv_accuracy)}  # clean accuracy: validation

@@ -6,6 +6,7 @@ import tensorflow as tf
 from tfdefense.families.aegan import builders, losses
 from tfdefense.utils import batching
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
+from tfdefense.defense.replicas import descend, global_gradients, ReplicaSeedGenerator
 
 PARTS = ("encoder", "decoder", "discriminator")
 NOISE_KINDS = ("gaussian", "sign")
@@ -58,7 +59,7 @@ class AEGAN(keras.Model):
         self.adversarial = bool(adversarial)
         self.adversarial_weight = float(adversarial_weight)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = ReplicaSeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_adv_tracker = keras.metrics.Mean(name="g_adv_loss")
         self.recon_tracker = keras.metrics.Mean(name="recon_loss")
@@ -144,7 +145,7 @@ class AEGAN(keras.Model):
                 d_loss = losses.discriminator_loss(self.discriminator(x, training=True),
                                                    self.discriminator(fake, training=True))
             d_vars = self.discriminator.trainable_variables
-            self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
+            descend(self.d_optimizer, tape, d_loss, d_vars)
             self.d_loss_tracker.update_state(d_loss)
 
         x_noisy = self._noisy(x)
@@ -157,7 +158,7 @@ class AEGAN(keras.Model):
                                                                  training=True))
                 total = recon + self.adversarial_weight * g_adv
         g_vars, e_vars = self.decoder.trainable_variables, self.encoder.trainable_variables
-        grads = tape.gradient(total, g_vars + e_vars)
+        grads = global_gradients(tape, total, g_vars + e_vars)
         # The adversarial term does not depend on F, so F's gradient is the reconstruction's.
         self.g_optimizer.apply_gradients(zip(grads[:len(g_vars)], g_vars))
         self.e_optimizer.apply_gradients(zip(grads[len(g_vars):], e_vars))

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tfdefense.families.apegan import builders, losses
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
+from tfdefense.defense.replicas import descend
 
 PARTS = ("generator", "discriminator", "classifier")
 
@@ -91,7 +92,7 @@ class APEGAN(keras.Model):
                                                self.discriminator(self.generator(x_adv, training=True),
                                                                   training=True))
         d_vars = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
+        descend(self.d_optimizer, tape, d_loss, d_vars)
         g_vars = self.generator.trainable_variables
         for _ in range(self.generator_steps):  # the paper runs G twice so D's loss does not reach zero
             with tf.GradientTape() as tape:
@@ -99,7 +100,7 @@ class APEGAN(keras.Model):
                 mse = losses.pixel_mse(x, purified)
                 g_loss = losses.ape_loss(x, purified, self.discriminator(purified, training=True),
                                          self.mse_weight, self.adversarial_weight)
-            self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
+            descend(self.g_optimizer, tape, g_loss, g_vars)
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         self.mse_tracker.update_state(mse)

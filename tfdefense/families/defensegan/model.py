@@ -6,6 +6,7 @@ import tensorflow as tf
 from tfdefense.defense import networks
 from tfdefense.families.defensegan import losses
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
+from tfdefense.defense.replicas import descend, ReplicaSeedGenerator
 
 PARTS = ("generator", "critic")
 
@@ -43,7 +44,7 @@ class WGANGP(keras.Model):
         self.critic_steps = int(critic_steps)
         self.gp_weight = float(gp_weight)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = ReplicaSeedGenerator(seed)
         self.c_loss_tracker = keras.metrics.Mean(name="c_loss")
         self.gp_tracker = keras.metrics.Mean(name="gradient_penalty")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -91,11 +92,11 @@ class WGANGP(keras.Model):
                 c_loss = losses.critic_loss(self.critic(x, training=True), self.critic(fake, training=True))
                 gp = losses.gradient_penalty(self.critic, x, fake, alpha)
                 total = c_loss + self.gp_weight * gp
-            self.c_optimizer.apply_gradients(zip(tape.gradient(total, c_vars), c_vars))
+            descend(self.c_optimizer, tape, total, c_vars)
         with tf.GradientTape() as tape:
             g_loss = losses.generator_loss(self.critic(self.generator(self._codes(batch), training=True),
                                                        training=True))
-        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
+        descend(self.g_optimizer, tape, g_loss, g_vars)
         self.c_loss_tracker.update_state(c_loss)
         self.gp_tracker.update_state(gp)
         self.g_loss_tracker.update_state(g_loss)

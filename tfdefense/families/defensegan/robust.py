@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from tfdefense.families.defensegan.minmax import _terms, minmax_pairs
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
+from tfdefense.defense.replicas import descend, ReplicaSeedGenerator
 
 PARTS = ("classifier", "generator")
 
@@ -47,7 +48,7 @@ class ManifoldAdversarialTraining(keras.Model):
         self.pairs = int(pairs)
         self.eta2_per_pixel = float(eta2_per_pixel)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = ReplicaSeedGenerator(seed)
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.ce_tracker = keras.metrics.Mean(name="ce_loss")
         self.adv_tracker = keras.metrics.Mean(name="adversariality")
@@ -73,7 +74,7 @@ class ManifoldAdversarialTraining(keras.Model):
             out_dist, _, _, _ = _terms(self.generator, self.classifier, z, z2)
             adversariality = tf.reduce_mean(out_dist)
             loss = (1.0 - self.mu) * ce + self.mu * adversariality
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        descend(self.optimizer, tape, loss, variables)
         self.ce_tracker.update_state(ce)
         self.adv_tracker.update_state(adversariality)
         self.acc_tracker.update_state(y, logits)

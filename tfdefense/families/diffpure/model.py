@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tfdefense.families.diffpure import builders, schedule
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
+from tfdefense.defense.replicas import descend, ReplicaSeedGenerator
 
 PARTS = ("unet",)
 
@@ -41,7 +42,7 @@ class DiffusionModel(keras.Model):
         self.timesteps = int(timesteps)
         self.ema_decay = float(ema_decay)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = ReplicaSeedGenerator(seed)
         self.abar = tf.constant(schedule.alpha_bars(self.timesteps))
         self.loss_tracker = keras.metrics.Mean(name="eps_mse")
         self.built = True
@@ -83,7 +84,7 @@ class DiffusionModel(keras.Model):
             loss = self.noise_loss(x, training=True)
             scaled = self.optimizer.scale_loss(loss)
         variables = self.unet.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        descend(self.optimizer, tape, scaled, variables)
         for average, weight in zip(self.ema.weights, self.unet.weights):
             average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * weight)
         self.loss_tracker.update_state(loss)

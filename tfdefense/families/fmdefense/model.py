@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tfdefense.families.fmdefense import builders, losses
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
+from tfdefense.defense.replicas import descend, ReplicaSeedGenerator
 
 PARTS = ("encoder", "decoder", "discriminator", "dgmm", "prior", "shared_encoder", "enhanced_decoder")
 METRICS = ("loss", "reconstruction", "kl", "tc", "d_loss", "gm_cls", "gm_lkd", "gm_accuracy",
@@ -51,7 +52,7 @@ class FMDefense(keras.Model):
         self.shared_encoder, self.enhanced_decoder = shared_encoder, enhanced_decoder
         self.gamma, self.lambda_lkd, self.dgmm_steps = float(gamma), float(lambda_lkd), int(dgmm_steps)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = ReplicaSeedGenerator(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRICS}
         self.built = True
 
@@ -152,7 +153,7 @@ class FMDefense(keras.Model):
     def _descend(self, optimizer, variables, fn):
         with tf.GradientTape() as tape:
             terms, loss = fn()
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        descend(optimizer, tape, loss, variables)
         self._record(terms)
         return tf.constant(0)
 
@@ -162,11 +163,11 @@ class FMDefense(keras.Model):
         with tf.GradientTape() as tape:
             terms, z = self._vae_terms(x, training=True)
         variables = self._vae_variables()
-        self.optimizer.apply_gradients(zip(tape.gradient(terms["loss"], variables), variables))
+        descend(self.optimizer, tape, terms["loss"], variables)
         with tf.GradientTape() as tape:
             terms["d_loss"] = self._discriminator_loss(z)
         d_vars = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(terms["d_loss"], d_vars), d_vars))
+        descend(self.d_optimizer, tape, terms["d_loss"], d_vars)
         self._record(terms)
         tf.cond(first_stage,
                 lambda: self._descend(self.g_optimizer, self._dgmm_variables(),

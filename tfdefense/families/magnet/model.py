@@ -6,6 +6,7 @@ import tensorflow as tf
 from tfdefense.families.magnet import builders
 from tfdefense.families.magnet import losses
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
+from tfdefense.defense.replicas import descend, ReplicaSeedGenerator
 
 PARTS = ("encoder", "decoder")
 
@@ -42,7 +43,7 @@ class MagNetAutoencoder(keras.Model):
         self.decoder = decoder
         self.noise_volume = float(noise_volume)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = ReplicaSeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="recon_mse")
 
     @classmethod
@@ -72,7 +73,7 @@ class MagNetAutoencoder(keras.Model):
         with tf.GradientTape() as tape:
             loss = losses.reconstruction_mse(x, self(noisy, training=True))
         variables = self.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        descend(self.optimizer, tape, loss, variables)
         self.loss_tracker.update_state(loss)
         return {m.name: m.result() for m in self.metrics}
 

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tfdefense.families.puvae import builders, losses
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
+from tfdefense.defense.replicas import descend, ReplicaSeedGenerator
 
 PARTS = ("trunk", "head", "decoder", "classifier")
 
@@ -41,7 +42,7 @@ class PuVAE(keras.Model):
         self.kl_weight = float(kl_weight)
         self.ce_weight = float(ce_weight)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = ReplicaSeedGenerator(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "mse", "kl", "ce")}
         self.built = True  # the networks are functional models, built already; call() needs labels too
 
@@ -94,7 +95,7 @@ class PuVAE(keras.Model):
         with tf.GradientTape() as tape:
             terms = self._loss_terms(x, y, training=True)
         variables = self.trunk.trainable_variables + self.head.trainable_variables + self.decoder.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(terms["loss"], variables), variables))
+        descend(self.optimizer, tape, terms["loss"], variables)
         return self._record(terms)
 
     def test_step(self, data):
