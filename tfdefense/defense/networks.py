@@ -18,7 +18,7 @@ import math
 import keras
 from keras import layers
 
-from tfdefense.defense.replicas import BatchNorm
+from tfdefense.defense.replicas import BatchNormalization
 
 # The papers' MNIST shape: the default of builders that tests and the pretrained entries call bare.
 MNIST_SHAPE = (28, 28, 1)
@@ -34,7 +34,7 @@ def _conv_stack(filters, name, batch_norm=True):
     for i, width in ((2, 2 * filters), (3, 4 * filters)):
         stack.append(layers.Conv2D(width, 5, strides=2, padding="same", name=f"{name}_conv{i}"))
         if batch_norm:
-            stack.append(BatchNorm(name=f"{name}_bn{i}"))
+            stack.append(BatchNormalization(name=f"{name}_bn{i}"))
         stack.append(layers.LeakyReLU(0.2))
     return stack + [layers.Flatten()]
 
@@ -94,11 +94,11 @@ def decoder(latent_dim=128, filters=64, image_shape=MNIST_SHAPE, name="decoder")
         layers.ReLU(),
         layers.Reshape((heights[0], widths[0], 4 * filters)),
         layers.Conv2DTranspose(2 * filters, 5, strides=2, padding="same", name=f"{name}_convt1"),
-        BatchNorm(name=f"{name}_bn1"),
+        BatchNormalization(name=f"{name}_bn1"),
         layers.ReLU(),
         *crop(1),
         layers.Conv2DTranspose(filters, 5, strides=2, padding="same", name=f"{name}_convt2"),
-        BatchNorm(name=f"{name}_bn2"),
+        BatchNormalization(name=f"{name}_bn2"),
         layers.ReLU(),
         *crop(2),
         layers.Conv2DTranspose(image_shape[2], 5, strides=2, padding="same", name=f"{name}_convt3"),

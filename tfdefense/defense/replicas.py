@@ -7,7 +7,7 @@ replicas: the summed result is then the gradient of the loss averaged over
 the global batch, as one device would compute it (`global_gradients`,
 `descend`). Without a strategy there is one replica and nothing changes.
 
-`BatchNorm` normalises with the global batch's statistics under several
+`BatchNormalization` normalises with the global batch's statistics under several
 replicas, as one device would.
 
 A `keras.random.SeedGenerator` is one mirrored variable: every replica reads
@@ -61,8 +61,9 @@ class ReplicaSeedGenerator(keras.random.SeedGenerator):
 
 
 @keras.saving.register_keras_serializable("tfdefense")
-class BatchNorm(keras.layers.BatchNormalization):
-    """`keras.layers.BatchNormalization` whose training statistics are the global batch's under a strategy of
+class BatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` (the same name, so published weight files keep their paths) whose
+    training statistics are the global batch's under a strategy of
     several replicas (Keras' ``synchronized=True``, an all-reduce of the moments), so two replicas normalise
     as one device would; on one device, Keras' plain moments."""
 

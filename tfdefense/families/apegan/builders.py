@@ -9,7 +9,7 @@ Reference:
 import keras
 from keras import layers
 
-from tfdefense.defense.replicas import BatchNorm
+from tfdefense.defense.replicas import BatchNormalization
 
 MNIST_SHAPE = (28, 28, 1)
 
@@ -17,7 +17,7 @@ MNIST_SHAPE = (28, 28, 1)
 def _down(width, name, batch_norm=True):
     block = [layers.Conv2D(width, 3, strides=2, padding="same", name=name)]
     if batch_norm:
-        block.append(BatchNorm(name=f"{name}_bn"))
+        block.append(BatchNormalization(name=f"{name}_bn"))
     return block + [layers.LeakyReLU(0.2)]
 
 
@@ -44,7 +44,7 @@ def generator(filters=64, input_shape=MNIST_SHAPE, name="generator"):
         *_down(filters, f"{name}_conv1"),
         *_down(2 * filters, f"{name}_conv2"),
         layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=f"{name}_deconv1"),
-        BatchNorm(name=f"{name}_deconv1_bn"),
+        BatchNormalization(name=f"{name}_deconv1_bn"),
         layers.LeakyReLU(0.2),
         layers.Conv2DTranspose(input_shape[-1], 3, strides=2, padding="same", name=f"{name}_deconv2"),
         *_crop_to(input_shape),
