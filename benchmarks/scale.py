@@ -24,13 +24,14 @@ speed-up is near 1x; the paper figures are for K machines like this one.
 import glob
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 from absl import app, flags
+
+from tfdefense import testing
 
 flags.DEFINE_integer("n", 1000, "images per result in the on-paper protocol")
 flags.DEFINE_list("workers", ["1", "2", "4", "8", "16", "64"], "worker counts for the on-paper figures")
@@ -42,16 +43,6 @@ FLAGS = flags.FLAGS
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 BLOCK = 256  # `tfdefense.evaluation.shards.BLOCK_SIZE`
 ORACLE_QUERIES = 4800  # 150 holdout images doubled over 6 rounds (BLACK_BOX_DEFAULTS)
-
-
-def _ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _run(commands, envs):
@@ -77,7 +68,7 @@ def measure_training(tmp):
     out = {"entry": "apegan_mnist", "global_batch": FLAGS.batch_size, "steps": FLAGS.steps}
     one = os.path.join(tmp, "one")
     out["one_process_wall_s"] = round(_run([args + [f"--workdir={one}"]], [{}]), 1)
-    hosts = [f"127.0.0.1:{p}" for p in _ports(2)]
+    hosts = [f"127.0.0.1:{p}" for p in testing.loopback_ports(2)]
     two = os.path.join(tmp, "two")
     envs = [{"TF_CONFIG": json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})}
             for i in range(2)]

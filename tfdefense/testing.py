@@ -135,3 +135,40 @@ def user_data(folder, shape=(32, 32, 3), classes=3, n=70):
     path = os.path.join(folder, "classifier.keras")
     tiny_classifier(shape, classes).save(path)
     return data, path
+
+
+def loopback_ports(n):
+    """``n`` free TCP ports on 127.0.0.1 (for worker processes that a test or benchmark starts)."""
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def noisy_purifier(amplitude=0.5, eot_samples=1):
+    """A random, differentiable purifier: uniform noise in [-amplitude, amplitude] drawn from the request's seed."""
+    import tensorflow as tf
+
+    from tfdefense.defense.contract import PurifierLayer
+
+    samples = eot_samples
+
+    class Noisy(PurifierLayer):
+        differentiable = True
+        eot_samples = samples
+
+        @property
+        def random(self):
+            return True
+
+        def call(self, x, seed=0):
+            noise = tf.random.stateless_uniform(tf.shape(x), tf.stack([tf.cast(seed, tf.int32), 0]),
+                                                -amplitude, amplitude)
+            return {"images": tf.clip_by_value(tf.cast(x, tf.float32) + noise, 0.0, 1.0)}
+
+    return Noisy()

@@ -128,28 +128,15 @@ def test_random_defense_is_also_scored_over_k_queries():
     """An input counts under k queries only if all k seeded answers are right: never above the one-shot figure,
     equal to the answers taken seed by seed, and absent for a deterministic defense."""
     import keras
-    import tensorflow as tf
 
-    from tfdefense.defense.contract import PurifierLayer
     from tfdefense.defense.defended import DefendedClassifier
     from tfdefense.defense.networks import classifier_c
-
-    class Noisy(PurifierLayer):
-        differentiable = True
-
-        @property
-        def random(self):
-            return True
-
-        def call(self, x, seed=0):
-            noise = tf.random.stateless_uniform(tf.shape(x), tf.stack([tf.cast(seed, tf.int32), 0]), -0.5, 0.5)
-            return {"images": tf.clip_by_value(tf.cast(x, tf.float32) + noise, 0.0, 1.0)}
 
     keras.utils.set_random_seed(0)
     classifier = classifier_c(units=16)
     x, y = testing.blob_images(64, seed=2)
     y = np.asarray(classifier(x, training=False)).argmax(-1)  # the bare classifier is right on every image
-    model = DefendedClassifier(classifier, Noisy())
+    model = DefendedClassifier(classifier, testing.noisy_purifier())
     report = evaluation.evaluate(model, x, y, attacks=("fgsm",), eps=0.05, k_queries=5)
     r = report.results[0]
     answers = np.stack([model.defend(r_x, seed=s)["label"] == y for s in range(5) for r_x in [x]])

@@ -2,32 +2,14 @@ import json
 import os
 
 import keras
-import numpy as np
 import pytest
-import tensorflow as tf
 
 from tfdefense import cli, evaluation, testing
-from tfdefense.defense.contract import PurifierLayer
 from tfdefense.defense.defended import DefendedClassifier
 from tfdefense.defense.networks import classifier_c
 from tfdefense.evaluation import shards
 
 FAST = {"pgd": {"nb_iter": 2}, "fgsm": {}}
-
-
-class Noisy(PurifierLayer):
-    """A random, differentiable purifier: uniform noise drawn from the request's seed."""
-
-    differentiable = True
-    eot_samples = 2
-
-    @property
-    def random(self):
-        return True
-
-    def call(self, x, seed=0):
-        noise = tf.random.stateless_uniform(tf.shape(x), tf.stack([tf.cast(seed, tf.int32), 0]), -0.4, 0.4)
-        return {"images": tf.clip_by_value(tf.cast(x, tf.float32) + noise, 0.0, 1.0)}
 
 
 def _comparable(report):
@@ -51,7 +33,7 @@ def test_two_shards_of_a_random_defense_under_eot_merge_to_the_one_process_repor
     keras.utils.set_random_seed(0)
     classifier = classifier_c(units=16)
     x, y = testing.blob_images(10, seed=4)
-    model = DefendedClassifier(classifier, Noisy())
+    model = DefendedClassifier(classifier, testing.noisy_purifier(0.4, eot_samples=2))
     kwargs = dict(attacks=("fgsm", "pgd"), threats=("gray", "white"), eps=0.1, params=FAST, k_queries=3,
                   block_size=4, white_box={"eot": 2}, name="noisy", seed=5)
     whole = evaluation.evaluate(model, x, y, **kwargs)
@@ -73,7 +55,7 @@ def test_two_shards_of_a_random_defense_under_eot_merge_to_the_one_process_repor
 
 def test_merge_refuses_anything_but_every_shard_of_one_run_once(tmp_path):
     keras.utils.set_random_seed(0)
-    model = DefendedClassifier(classifier_c(units=8), Noisy())
+    model = DefendedClassifier(classifier_c(units=8), testing.noisy_purifier(0.4, eot_samples=2))
     x, y = testing.blob_images(8, seed=1)
     dirs = []
     for index, seed in ((0, 0), (1, 0), (1, 1)):

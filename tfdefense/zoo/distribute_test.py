@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,20 +10,11 @@ import h5py
 import numpy as np
 import pytest
 
+from tfdefense import testing
 from tfdefense.zoo import distribute
 
 TRAIN = ["--steps_per_epoch=3", "--batch_size=16"]
 TIMEOUT = 300
-
-
-def _ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _cli(args, env=None):
@@ -35,7 +25,7 @@ def _cli(args, env=None):
 
 def _workers(args, count=2):
     """Starts ``count`` workers of one MultiWorkerMirroredStrategy cluster on loopback."""
-    hosts = [f"127.0.0.1:{p}" for p in _ports(count)]
+    hosts = [f"127.0.0.1:{p}" for p in testing.loopback_ports(count)]
     return [_cli([*args, "--strategy=multi_worker"], {"TF_CONFIG": json.dumps(
         {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})}) for i in range(count)]
 
