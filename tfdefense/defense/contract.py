@@ -73,6 +73,8 @@ class PurifierLayer(keras.layers.Layer):
     differentiable = False
     # What ``surrogate`` is, named for reports: "identity", "gfx" (G(F(x))), "self" (the purifier itself).
     surrogate_name = "identity"
+    # Its output images are exactly ``surrogate(x)`` (an autoencoder reformer): the pipeline computes them once.
+    output_is_surrogate = False
 
     @property
     def random(self):
@@ -142,13 +144,14 @@ class DetectorLayer(keras.layers.Layer):
         """Whether a detector-aware attack can differentiate ``excess`` (by default: the score itself)."""
         return self.differentiable
 
-    def bind(self, purifier, classifier=None):
+    def bind(self, purifier, classifier=None, surrogate=None):
         """Called by `DefendedClassifier` with its purifier (or None) and classifier.
         A detector may score against the purifier's surrogate, or ask the
         protected classifier, instead of holding its own copy of the same
         networks; only bound methods are kept, so nothing is tracked (and
-        saved) twice."""
-        self._surrogate = None if purifier is None else purifier.surrogate
+        saved) twice. ``surrogate``: the defense's own way to compute the
+        purifier's surrogate (once per input, however many parts ask)."""
+        self._surrogate = None if purifier is None else (surrogate or purifier.surrogate)
         self._surrogate_flops = 0 if purifier is None else purifier.surrogate_flops()
         self._classify = None if classifier is None else classifier.__call__
         self._classifier_flops = 0 if classifier is None else cost.forward_flops(classifier)

@@ -160,8 +160,9 @@ class DefendedClassifier(keras.Model):
             raise ValueError(f"detectors {late} read the purifier's output, so no detector may bypass it.")
         if purifier is None and any(d.bypass for d in self.detectors):
             raise ValueError("a detector bypasses the purifier, but there is no purifier.")
+        self._pass = _Pass()  # within one pass of the pipeline: the purifier's surrogate of its input, once
         for d in self.detectors:
-            d.bind(purifier, classifier)
+            d.bind(purifier, classifier, self._shared_surrogate if purifier is not None else None)
         self.max_batch = int(max_batch)
         self.card = None
         self._defend_fn = tf.function(self.pipeline, reduce_retracing=True)
@@ -203,11 +204,13 @@ class DefendedClassifier(keras.Model):
             return x, None
         bypassing = [d for d in self.detectors if d.bypass and d.threshold is not None]
         if not bypassing:
+            if self.purifier.output_is_surrogate and not any(d.needs_purification for d in self.detectors):
+                return self._shared_surrogate(x), None
             purification = self.purifier(x, seed=seed)
             return tf.cast(purification["images"], tf.float32), purification
         flagged = tf.reduce_any(tf.stack([d.flag(scores[d.name]) for d in bypassing]), axis=0)
         index = tf.where(flagged)[:, 0]
-        cheap = self.purifier.surrogate(x)
+        cheap = self._shared_surrogate(x)
         return tf.tensor_scatter_nd_update(cheap, index[:, None], self._purify_subset(x, index, seed)), None
 
     def _early_scores(self, x, seed=0):
@@ -247,12 +250,22 @@ class DefendedClassifier(keras.Model):
         """
         x = validate_images(x, self.image_shape, self.max_batch)
         seed = tf.convert_to_tensor(seed, tf.int32)
-        scores = self._early_scores(x, seed)
-        purified, purification = self._purify(x, seed, scores)
-        scores.update(self._late_scores(x, purification, seed))
+        self._pass.open()
+        try:
+            scores = self._early_scores(x, seed)
+            purified, purification = self._purify(x, seed, scores)
+            scores.update(self._late_scores(x, purification, seed))
+        finally:
+            self._pass.close()
         logits = tf.cast(self.classifier(purified, training=False), tf.float32)
         return {"logits": logits, "label": tf.argmax(logits, axis=-1, output_type=tf.int32),
                 "purified": purified, **self._decisions(x, scores)}
+
+    def _shared_surrogate(self, x):
+        """The purifier's surrogate of ``x``, computed once per pass of the pipeline however many parts ask
+        for it: MagNet's two detectors and its reformer all need AE(x), AE-GAN+rs's L1 detector and its
+        bypass path both need G(F(x)). Outside a pass (a detector scored on its own) it is computed anew."""
+        return self._pass.get(x, self.purifier.surrogate)
 
     def _all_scores(self, x, seed):
         scores = self._early_scores(x, seed)
@@ -349,6 +362,26 @@ class DefendedClassifier(keras.Model):
         config = deserialize_parts(config, PARTS)
         config["detectors"] = [keras.saving.deserialize_keras_object(d) for d in config.get("detectors", [])]
         return cls(**config)
+
+
+class _Pass:
+    """One pass of the pipeline's memo: a function of its input computed once while the pass is open."""
+
+    def __init__(self):
+        self.active, self.x, self.value = False, None, None
+
+    def open(self):
+        self.active, self.x, self.value = True, None, None
+
+    def close(self):
+        self.active, self.x, self.value = False, None, None
+
+    def get(self, x, fn):
+        if not self.active:
+            return fn(x)
+        if self.x is not x:
+            self.x, self.value = x, fn(x)
+        return self.value
 
 
 def as_defended(model, image_shape=None):

@@ -125,8 +125,8 @@ class PurificationErrorDetector(DetectorLayer):
         kwargs.setdefault("name", "purification_error")
         super().__init__(threshold=threshold, bypass=bypass, rejects=rejects, **kwargs)
 
-    def bind(self, purifier, classifier=None):
-        super().bind(purifier, classifier)
+    def bind(self, purifier, classifier=None, surrogate=None):
+        super().bind(purifier, classifier, surrogate)
         # Bound method only: the purifier is tracked (and saved) once, by the defense.
         self._purify = None if purifier is None else purifier.__call__
 

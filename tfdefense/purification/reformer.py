@@ -29,6 +29,7 @@ class ModelPurifier(PurifierLayer):
 
     differentiable = True
     surrogate_name = "self"
+    output_is_surrogate = True
 
     def __init__(self, model, **kwargs):
         super().__init__(**kwargs)
