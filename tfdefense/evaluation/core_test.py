@@ -121,7 +121,10 @@ def test_a_robust_classifier_is_its_own_defense_in_the_sanity_checks(tiny):
     assert checks["undefended_falls_under_pgd"]["passed"] is None
     assert "does not apply" in checks["undefended_falls_under_pgd"]["detail"]
     if model.purifier is not None or model.detectors:
-        assert sanity.run(model, x, y, n=4, spsa_n=2)["undefended_falls_under_pgd"]["passed"] is not None
+        # A defended model's check applies, unless the classifier behind it is itself robust: it holds at eps,
+        # and the same attack unbounded breaks it (a purifier in front of an adversarially trained classifier).
+        check = sanity.run(model, x, y, n=4, spsa_n=2)["undefended_falls_under_pgd"]
+        assert check["passed"] is not None or "itself robust" in check["detail"]
 
 
 def test_random_defense_is_also_scored_over_k_queries():
