@@ -90,8 +90,8 @@ def _target_and_folder(args, usage):
 
 
 def _inference_overrides(args):
-    overrides = {k: getattr(args, k) for k in ("steps", "threshold", "classifier")
-                 if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k, None) for k in ("steps", "threshold", "classifier", "dtype_policy")
+                 if getattr(args, k, None) is not None}
     overrides.update(parse_settings(args.set))
     return overrides
 
@@ -348,6 +348,9 @@ def parser():
                    help="write the measured numbers into the card of the local store (or --source)")
     p.add_argument("--data", help="evaluate on this data instead of the model's own (same shape): tfds:NAME, "
                                    "PATH.npz or DIR")
+    p.add_argument("--dtype_policy", help="build the networks under this Keras dtype policy, e.g. mixed_bfloat16 "
+                                          "(default: float32); the attacks then differentiate the bfloat16 "
+                                          "networks too, a weaker attacker than float32's")
     p.add_argument("--shard", help="I/K: evaluate shard I of K (0-based) into --output_dir, for `tfdefense merge`; "
                                    "e.g. --shard=$JOB_COMPLETION_INDEX/8")
     p.add_argument("--block_size", type=int, default=256, help="images per seeded block, the unit of --shard "
@@ -384,6 +387,8 @@ def parser():
     p.add_argument("--base_path", default="/models", help="with --all: where the server sees DIR "
                                                           "(default: /models)")
     p.add_argument("--version", type=int, help="default: the next free one")
+    p.add_argument("--dtype_policy", help="export the networks built under this Keras dtype policy, e.g. "
+                                          "mixed_bfloat16 (default: float32)")
     _model_flags(p, "export")
     _inference_flags(p)
 

@@ -134,12 +134,7 @@ def served(model):
 
 
 def _load(name, source, policy, overrides):
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)  # the families build their layers under the global policy
-    try:
-        return registry.load(name, source, **overrides)
-    finally:
-        keras.config.set_dtype_policy(previous)
+    return registry.load(name, source, dtype_policy=policy, **overrides)
 
 
 def measure_policy(model, x, batches, matmul, seconds=2.0, max_runs=50, exported=True, reference_labels=None):

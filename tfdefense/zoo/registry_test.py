@@ -100,3 +100,22 @@ def test_packaged_cards_describe_the_published_weights():
             with open(os.path.join(store.checkout_dir(), name, cards.CARD)) as a, \
                     open(os.path.join(store.PACKAGED, f"{name}.json")) as b:
                 assert a.read() == b.read(), f"{name}: the packaged card differs from saved_models/{name}/"
+
+
+def test_load_under_a_dtype_policy_and_restore_the_global_one():
+    """`load(dtype_policy=...)` builds the networks under that policy (float32 weights, bfloat16 compute)
+    and leaves the global policy as it was; the labels mostly agree with float32's."""
+    import keras
+    import numpy as np
+
+    import tfdefense
+    from tfdefense import testing
+
+    before = keras.config.dtype_policy().name
+    fast = tfdefense.load("classifier_c_mnist", dtype_policy="mixed_bfloat16")
+    assert keras.config.dtype_policy().name == before
+    assert {layer.dtype_policy.name for layer in fast.classifier.layers if layer.weights} == {"mixed_bfloat16"}
+    assert all(w.dtype == "float32" for w in fast.classifier.weights)
+    x, _ = testing.blob_images(64, seed=1)
+    plain = tfdefense.load("classifier_c_mnist")
+    assert np.mean(fast.defend(x)["label"] == plain.defend(x)["label"]) >= 0.9
