@@ -87,7 +87,7 @@ def layer_profile(decoder, batch, gflops_matmul, min_seconds):
 def build_purifier(name, steps):
     """The pretrained model's own purifier (calibrated settings), or a random-init one."""
     import tfdefense
-    from tfdefense.zoo import cards, registry
+    from tfdefense.zoo import registry
     from tfdefense.defense import networks
     from tfdefense.purification import LatentSearchPurifier
 
