@@ -100,6 +100,7 @@ class GaussianMixturePrior(keras.layers.Layer):
     """
 
     def __init__(self, classes=CLASSES, dim=10, min_scale=0.05, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # log-densities stay float32 under a mixed policy (tfp needs it)
         super().__init__(**kwargs)
         self.classes, self.dim, self.min_scale = int(classes), int(dim), float(min_scale)
         self.means = self.add_weight(name="means", shape=(self.classes, self.dim),
