@@ -140,6 +140,11 @@ class DetectorLayer(keras.layers.Layer):
         return self.threshold
 
     @property
+    def uses_surrogate(self):
+        """Whether ``score`` runs the purifier's surrogate (bound by the defense, computed once per pass)."""
+        return False
+
+    @property
     def attackable(self):
         """Whether a detector-aware attack can differentiate ``excess`` (by default: the score itself)."""
         return self.differentiable

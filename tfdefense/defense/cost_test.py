@@ -1,3 +1,5 @@
+import keras
+
 from tfdefense.defense import networks
 from tfdefense.families.classifiers import builders as cbuilders
 from tfdefense.defense import cost
@@ -36,6 +38,20 @@ def test_a_defense_adds_up_its_layers_costs():
     gfx = cost.forward_flops(encoder) + cost.forward_flops(decoder)
     assert flops["classifier"] == cost.forward_flops(classifier)
     assert flops["purifier"] == cost.search_flops(decoder, encoder, steps=3) > gfx
-    assert flops["detectors"] == {"l1": gfx}  # AE-GAN+rs's L1 detector scores G(F(x))
+    # AE-GAN+rs's L1 detector scores G(F(x)), which the pipeline computes once and the bypass path reuses.
+    assert flops["detectors"] == {"l1": 0} and flops["surrogate"] == gfx
     assert flops["total"] == flops["classifier"] + gfx + flops["purifier"]
-    assert flops["unflagged"] == flops["classifier"] + 2 * gfx  # the bypass: G(F(x)) instead of the search
+    assert flops["unflagged"] == flops["classifier"] + gfx  # the bypass: G(F(x)) instead of the search
+
+
+def test_magnets_autoencoder_counts_once():
+    """MagNet's reformer and both detectors share AE(x): counted once, as the pipeline runs it."""
+    from tfdefense.families.magnet import build_defended
+
+    autoencoder = networks.decoder(4, 2)  # any image-to-image stand-in for the shape of the count
+    encoder = networks.encoder(4, 2)
+    ae = keras.Sequential([encoder, autoencoder])
+    classifier = cbuilders.classifier_c(units=4)
+    flops = build_defended(ae, classifier).flops()
+    assert flops["total"] == cost.forward_flops(classifier) + cost.forward_flops(ae)
+    assert set(flops["detectors"].values()) == {0}

@@ -295,19 +295,32 @@ class DefendedClassifier(keras.Model):
         """FLOPs per image (2 x multiply-adds of the dense and convolution layers), counted from the layers.
 
         Returns {"classifier", "purifier", "detectors": {name: FLOPs}, "total"}: ``total`` is what an input
-        the pipeline purifies costs. With a bypass detector, an unflagged input takes the purifier's
-        surrogate instead, and ``unflagged`` is its cost.
+        the pipeline purifies costs. The purifier's surrogate runs once per input however many parts use
+        it (`_shared_surrogate`): a detector that scores against it counts 0 and ``surrogate`` counts it
+        once. With a bypass detector, an unflagged input takes the surrogate instead of the purifier, and
+        ``unflagged`` is its cost.
 
         Example:
             >>> tfdefense.load("magnet_mnist").flops()["total"]      # doctest: +SKIP
         """
-        detectors = {d.name: d.flops() for d in self.detectors}
-        shared = cost.forward_flops(self.classifier) + sum(detectors.values())
-        purifier = self.purifier.flops() if self.purifier is not None else 0
-        out = {"classifier": cost.forward_flops(self.classifier), "purifier": purifier, "detectors": detectors,
-               "total": shared + purifier}
-        if self.purifier is not None and any(d.bypass and d.threshold is not None for d in self.detectors):
-            out["unflagged"] = shared + self.purifier.surrogate_flops()
+        classifier = cost.forward_flops(self.classifier)
+        sharing = [d for d in self.detectors if self.purifier is not None and d.uses_surrogate]
+        detectors = {d.name: 0 if d in sharing else d.flops() for d in self.detectors}
+        base = classifier + sum(detectors.values())
+        out = {"classifier": classifier, "purifier": 0, "detectors": detectors, "total": base}
+        if self.purifier is None:
+            return out
+        surrogate = self.purifier.surrogate_flops()
+        bypass = any(d.bypass and d.threshold is not None for d in self.detectors)
+        reformer = (self.purifier.output_is_surrogate and not bypass
+                    and not any(d.needs_purification for d in self.detectors))
+        out["purifier"] = self.purifier.flops()
+        if sharing:
+            out["surrogate"] = surrogate
+        # A reformer's output is the surrogate itself; otherwise the purifier runs beside any shared surrogate.
+        out["total"] = base + (surrogate if reformer else out["purifier"] + (surrogate if sharing else 0))
+        if bypass:
+            out["unflagged"] = base + surrogate
         return out
 
     def attackable_detectors(self):

@@ -93,6 +93,10 @@ class ReconstructionDetector(DetectorLayer):
                              "surrogate; use it inside a DefendedClassifier that has a purifier.")
         return detection_scores(x, self._surrogate(x), self.metric)
 
+    @property
+    def uses_surrogate(self):
+        return self.autoencoder is None
+
     def flops(self):
         """Its autoencoder once, or the purifier's surrogate once when it scores against that."""
         return super().flops() if self.autoencoder is not None else int(getattr(self, "_surrogate_flops", 0))
