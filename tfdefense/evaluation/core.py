@@ -241,20 +241,20 @@ def image_outcomes(model, classifier, x, x_adv, y, k=None, block=0, desc=None):
     return outcomes
 
 
-def summarize_clean(o):
-    """The report's clean section from `image_outcomes` of the clean images."""
+def summarize_clean(o, k=None):
+    """The report's clean section from `image_outcomes` of the clean images (``k``: the queries of ``right_k``)."""
     clean = {"accuracy_undefended": float(np.mean(o["right_undefended"])), "accuracy_defended": float(np.mean(o["right"])),
              "rejection_rate": float(np.mean(o["rejected"])), "detection_rate": float(np.mean(o["flagged"]))}
-    if "right_k" in o:
-        clean.update(queries_k=int(o["queries_k"][0]), accuracy_k_queries=float(np.mean(o["right_k"])))
+    if k:
+        clean.update(queries_k=int(k), accuracy_k_queries=float(np.mean(o["right_k"])))
     return clean
 
 
-def summarize(attack, threat, params, o, seconds):
-    """An `AttackResult` from per-image `image_outcomes` (one process's, or the shards' concatenated)."""
+def summarize(attack, threat, params, o, seconds, k=None):
+    """An `AttackResult` from per-image `image_outcomes` (one process's, or the shards' concatenated);
+    ``k``: the queries behind ``right_k``, if any."""
     right, flagged, rejected, linf, l2 = o["right"], o["flagged"], o["rejected"], o["linf"], o["l2"]
     fooled = ~right & ~flagged
-    k = int(o["queries_k"][0]) if "right_k" in o else None
     return AttackResult(
         attack=attack, threat=threat, params=params, n=int(len(right)),
         accuracy_undefended=float(np.mean(o["right_undefended"])),
@@ -271,6 +271,13 @@ def summarize(attack, threat, params, o, seconds):
 def has_attackable_detector(model):
     """Whether a detector-aware attack applies: some detector is differentiable and has a threshold."""
     return bool(model.attackable_detectors())
+
+
+def train_substitute(model, holdout, seed=0, black_box=None):
+    """The black-box substitute of a defense: `blackbox.train_substitute` on ``holdout`` with the defense as
+    its oracle and ``BLACK_BOX_DEFAULTS`` < ``black_box``."""
+    return blackbox.train_substitute(blackbox.oracle_from(model), holdout, seed=seed, num_classes=model.num_classes,
+                                     **{**BLACK_BOX_DEFAULTS, **(black_box or {})})
 
 
 def attack_fn(model, threat, attack, substitute=None, white_box=None, block=0):
@@ -353,8 +360,6 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
             start = time.time()
             o = image_outcomes(model, classifier, x[sl], x_adv, y[sl], k, b)
             o["index"] = np.arange(sl.start, sl.stop)
-            if k:
-                o["queries_k"] = np.full(sl.stop - sl.start, k)
             parts.append(o)
             seconds += spent + time.time() - start
         if not parts:
@@ -364,7 +369,7 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
         return {f: np.concatenate([p[f] for p in parts]) for f in parts[0]}, seconds
 
     clean_outcomes, _ = outcomes_over(len(x), lambda b, sl: (x[sl], 0.0))
-    clean = summarize_clean(clean_outcomes) if len(clean_outcomes["index"]) else {}
+    clean = summarize_clean(clean_outcomes, k) if len(clean_outcomes["index"]) else {}
     report = Report(model=name or model.name, dataset=dataset, split=split, n=int(len(clean_outcomes["index"])),
                     seed=seed, clean=clean, results=[],
                     settings={"eps": eps, "threats": list(threats), "attacks": list(attacks),
@@ -380,8 +385,7 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
         sub = None
         if threat == "black":
             settings = {**BLACK_BOX_DEFAULTS, **(black_box or {})}
-            sub = substitute or blackbox.train_substitute(blackbox.oracle_from(model), holdout, seed=seed,
-                                                          num_classes=model.num_classes, **settings)
+            sub = substitute or train_substitute(model, holdout, seed, black_box)
             ours = clean_outcomes["index"]
             agrees = np.argmax(predict_logits(sub.model, x[ours]), 1) == clean_outcomes["label"]
             report.outcomes["substitute"] = {"index": clean_outcomes["index"], "agrees": agrees}
@@ -406,7 +410,7 @@ def evaluate(model, x, y, *, attacks=("fgsm", "pgd", "cw"), threats=("gray",), e
             o, seconds = outcomes_over(n, adversarial)
             report.outcomes[f"{threat}/{attack}"] = o
             if len(o["index"]):
-                report.results.append(summarize(attack, threat, p, o, seconds))
+                report.results.append(summarize(attack, threat, p, o, seconds, k))
             if on_result is not None:
                 on_result(report)
     return report

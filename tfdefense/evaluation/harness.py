@@ -152,9 +152,7 @@ def substitute_about(name, weights, dataset, seed, black_box=None):
 
 def train_substitute(model, path, holdout, about, seed=0, black_box=None):
     """Trains the black-box substitute of ``model`` on ``holdout`` and saves it to ``path`` (see `run`)."""
-    settings = {**evaluation.BLACK_BOX_DEFAULTS, **(black_box or {})}
-    sub = blackbox.train_substitute(blackbox.oracle_from(model), holdout, seed=seed, num_classes=model.num_classes,
-                                    **settings)
+    sub = evaluation.train_substitute(model, holdout, seed, black_box)
     blackbox.save_substitute(sub, path, about)
     return sub
 

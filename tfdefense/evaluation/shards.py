@@ -154,11 +154,12 @@ def merge(dirs, output_dir=None):
         for r in report.results:
             seconds[f"{r.threat}/{r.attack}"] = seconds.get(f"{r.threat}/{r.attack}", 0.0) + r.wall_time_s
     first = reports[0]
-    settings = {k: v for k, v in first.settings.items() if k != "shard"}
+    k = first.clean.get("queries_k")  # every shard answered the same k queries (the settings agree)
+    settings = {key: v for key, v in first.settings.items() if key != "shard"}
     settings["merged_from"] = {"shards": len(dirs), "block_size": first.settings["shard"]["block_size"]}
     report = core.Report(model=first.model, dataset=first.dataset, split=first.split,
                          n=int(len(merged["clean"]["index"])), seed=first.seed,
-                         clean=core.summarize_clean(merged["clean"]), results=[], settings=settings,
+                         clean=core.summarize_clean(merged["clean"], k), results=[], settings=settings,
                          substitute=dict(first.substitute))
     if "substitute" in merged:
         report.substitute["agreement_with_defended_model"] = round(float(np.mean(merged["substitute"]["agrees"])), 4)
@@ -166,7 +167,7 @@ def merge(dirs, output_dir=None):
     for key in keys:
         threat, attack = key.split("/", 1)
         if len(merged[key]["index"]):
-            report.results.append(core.summarize(attack, threat, params[key], merged[key], seconds.get(key, 0.0)))
+            report.results.append(core.summarize(attack, threat, params[key], merged[key], seconds.get(key, 0.0), k))
     if output_dir:
         report.write(output_dir)
     return report
