@@ -251,6 +251,11 @@ def cmd_calibrate(args):
             raise ValueError(f"--step_sizes must be numbers, got {','.join(args.step_sizes)}.") from None
     if args.tune_attacks:
         options["attacks_used"] = tuple(args.tune_attacks)
+    if args.morph_counts:
+        try:
+            options["morph_counts"] = tuple(int(s) for s in args.morph_counts)
+        except ValueError:
+            raise ValueError(f"--morph_counts must be whole numbers, got {','.join(args.morph_counts)}.") from None
     name, source = _target(args)
     card = calibration.calibrate(name, source, **options)
     print(json.dumps({"inference": card["inference"], "calibration": card["calibration"]}, indent=2))
@@ -413,6 +418,8 @@ def parser():
                                              "(default: the family's, e.g. 0.001 for MagNet)")
     p.add_argument("--step_sizes", type=_csv, default=[], help="candidate search step sizes")
     p.add_argument("--tune_attacks", type=_csv, default=[], help="gray-box attacks whose worst case is maximised")
+    p.add_argument("--morph_counts", type=_csv, default=[],
+                   help="FM-Defense: candidate morph counts (the smallest that detects like the largest is kept)")
 
     p = command("card", cmd_card, "merge report.json files into an entry's card")
     p.add_argument("name")

@@ -28,13 +28,14 @@ Reference:
 """
 
 import os
+import time
 
 import keras
 import numpy as np
 
 from tfdefense import datasets
 from tfdefense.utils import batching
-from tfdefense.zoo import registry
+from tfdefense.zoo import calibration, registry
 from tfdefense.defense.defended import DefendedClassifier
 from tfdefense.families.fmdefense import builders, losses, presets
 from tfdefense.families.fmdefense.detector import MorphResistanceDetector, distances, resistance_thresholds_at
@@ -127,8 +128,12 @@ def _warm_start(model, entry, folder):
     _load_into(model, folder)
 
 
+MORPH_COUNTS = (10, 25, 50, 100)  # candidates of the morph count N; the largest is the paper's and the reference
+
+
 def tune(build, x, y, *, eps=0.3, seed=0, rho=0.999, eta=0.9, range_quantile=0.01, min_width=1.0,
-         resistance_threshold=UNIFIED_RESISTANCE, batch_size=64):
+         resistance_threshold=UNIFIED_RESISTANCE, morph_counts=MORPH_COUNTS, tolerance=0.01, n_select=300,
+         batch_size=64):
     """FM-Defense's calibration on clean validation images (Sections III.C-D, IV.A, Figure 5).
 
     1. Normal value range of every code: its ``range_quantile`` and
@@ -136,18 +141,24 @@ def tune(build, x, y, *, eps=0.3, seed=0, rho=0.999, eta=0.9, range_quantile=0.0
        whose range is narrower than ``min_width`` (inactive: the TC term
        switched them off, their morphs change nothing) are not manipulated
        (the paper selects codes of "non-significant intrinsic features").
-    2. Resistance thresholds theta_r: one level for every code
+    2. The morph count N: the smallest of ``morph_counts`` that flags, on
+       the first ``n_select`` validation images and their gray-box FGSM
+       (``eps``) examples, within ``tolerance`` of what the largest count
+       flags (FGSM flagged no lower, clean flagged no higher). The cost is
+       linear in N, the paper's N = 100 is the reference. A single count is
+       used as it is.
+    3. Resistance thresholds theta_r: one level for every code
        (``resistance_threshold``, the unified threshold of Figure 5), or with
        ``resistance_threshold=None`` per code at most 1 - ``rho`` of the
        validation images below it (Section IV.A's rho = 99.9%). Both are
        measured from the same resistances and reported in the table.
-    3. Distance threshold theta_d: the ``eta`` quantile (90%) of Eq. 5's
+    4. Distance threshold theta_d: the ``eta`` quantile (90%) of Eq. 5's
        distance among the validation images the detector flags, so that
        fraction of falsely flagged clean inputs is salvaged by purification
        rather than rejected (none flagged: 0).
 
     Returns:
-        ``(settings, table)``: ``low``, ``high``, ``codes``,
+        ``(settings, table)``: ``low``, ``high``, ``codes``, ``morphs``,
         ``resistance_thresholds`` and ``thresholds`` (theta_d) for the card,
         and what was measured.
     """
@@ -157,23 +168,62 @@ def tune(build, x, y, *, eps=0.3, seed=0, rho=0.999, eta=0.9, range_quantile=0.0
     low = [round(float(v), 4) for v in np.quantile(means, range_quantile, axis=0)]
     high = [round(float(v), 4) for v in np.quantile(means, 1 - range_quantile, axis=0)]
     codes = [i for i in range(len(low)) if high[i] - low[i] >= min_width] or [int(np.argmax(np.subtract(high, low)))]
-    detector = build(low=low, high=high, codes=codes, resistance_thresholds=1.0).detectors[0]
-    r = batching.concat_map(lambda b: detector.resistance(b, seed), x, batch_size, "morph resistance")
+    model = build(low=low, high=high, codes=codes, resistance_thresholds=1.0)
+    detector = model.detectors[0]
+
+    def levels(r):
+        return resistance_thresholds_at(r, rho) if resistance_threshold is None else [
+            float(resistance_threshold)] * len(codes)
+
+    def resistances(images, morphs):
+        return batching.concat_map(lambda b: detector.resistance(b, seed, morphs=morphs), images, batch_size,
+                                   f"morph resistance (N={morphs})")
+
+    morphs, by_count = int(morph_counts[-1]), {}
+    if len(morph_counts) > 1:
+        morphs, by_count = choose_morphs(model, x[:n_select], y[:n_select], resistances, levels, eps=eps,
+                                         seed=seed, morph_counts=morph_counts, tolerance=tolerance)
+    r = resistances(x, morphs)
     by_rho = resistance_thresholds_at(r, rho)
-    theta_r = by_rho if resistance_threshold is None else [float(resistance_threshold)] * len(codes)
+    theta_r = levels(r)
     dist = distances(r, theta_r)
     flagged = dist[dist > 0]
     theta_d = round(float(np.quantile(flagged, eta)), 6) if len(flagged) else 0.0
     table = {"n": int(len(x)), "rho": rho, "eta": eta, "range_quantile": range_quantile, "min_width": min_width,
              "codes": codes, "rule": "per-code rho" if resistance_threshold is None else "unified",
+             "morphs": morphs, **({"morph_counts": by_count, "tolerance": tolerance} if by_count else {}),
              "clean_flagged": round(float(np.mean(dist > 0)), 4),
              "clean_rejected": round(float(np.mean(dist > theta_d)), 4),
              "rho_thresholds": by_rho,
              "rho_clean_flagged": round(float(np.mean(distances(r, by_rho) > 0)), 4),
              "clean_resistance_0_on_every_code": round(float(np.mean(np.all(r == 0, axis=1))), 4),
              "mean_resistance_per_code": [round(float(v), 4) for v in r.mean(axis=0)]}
-    return {"low": low, "high": high, "codes": codes, "resistance_thresholds": theta_r,
+    return {"low": low, "high": high, "codes": codes, "morphs": morphs, "resistance_thresholds": theta_r,
             "thresholds": {detector.name: theta_d}}, table
+
+
+def choose_morphs(model, x, y, resistances, levels, *, eps, seed, morph_counts, tolerance):
+    """The smallest morph count flagging like the largest on clean images and gray-box FGSM examples.
+
+    ``resistances(images, morphs)`` gives [inputs, codes] resistances, ``levels(r)`` the thresholds
+    theta_r from clean resistances. Flagging (distance > 0) does not depend on theta_d, so no count needs
+    its own full calibration. Returns ``(morphs, {N: {"clean_flagged", "fgsm_flagged", "images_per_s"}})``.
+    """
+    x_adv = calibration.gray_box_examples(model, x, y, eps=eps, seed=seed, attacks_used=("fgsm",))["fgsm"]
+    counts = sorted({int(m) for m in morph_counts}, reverse=True)
+    table = {}
+    for morphs in counts:
+        start = time.perf_counter()
+        clean = resistances(x, morphs)
+        seconds = time.perf_counter() - start
+        theta_r = levels(clean)
+        table[morphs] = {"n": int(len(x)), "clean_flagged": round(float(np.mean(distances(clean, theta_r) > 0)), 4),
+                         "fgsm_flagged": round(float(np.mean(distances(resistances(x_adv, morphs), theta_r) > 0)), 4),
+                         "images_per_s": round(len(x) / max(seconds, 1e-9), 2)}
+    reference = table[counts[0]]
+    good = [m for m in counts if table[m]["fgsm_flagged"] >= reference["fgsm_flagged"] - tolerance
+            and table[m]["clean_flagged"] <= reference["clean_flagged"] + tolerance]
+    return min(good), {str(m): table[m] for m in sorted(table)}
 
 
 registry.register_family(registry.Family(
@@ -188,4 +238,4 @@ registry.register_family(registry.Family(
 registry.register_presets(presets.TEMPLATE, presets.VARIANTS)
 
 __all__ = ["ComboVAEPurifier", "FMDefense", "MorphResistanceDetector", "build_defended", "builders", "losses",
-           "tune"]
+           "choose_morphs", "tune"]

@@ -178,3 +178,26 @@ def test_tune_selects_active_codes_and_sets_the_levels():
     settings, table = tune(build, x, y, min_width=1e9, resistance_threshold=None)
     assert len(settings["codes"]) == 1 and settings["resistance_thresholds"] == [1.0]
     assert all(lo < hi for lo, hi in zip(settings["low"], settings["high"]))
+    assert settings["morphs"] == 10 and table["morph_counts"]["100"]["fgsm_flagged"] == 0.0  # all equal: the fewest
+
+
+def test_choose_morphs_keeps_the_count_that_detects_like_the_largest():
+    from tfdefense.families.fmdefense import choose_morphs
+
+    networks = FMDefense.from_config_dict(TINY)
+    model = build_defended(networks, _constant_classifier(3), morphs=3, search_steps=2)
+    x, y = testing.blob_images(4)
+    # resistances of 4 images on one code, by morph count: (clean, adversarial)
+    fake = {100: ([1, 1, 1, 0], [0, 0, 0, 0]), 50: ([1, 1, 1, 0], [0, 0, 0, 1]), 10: ([1, 1, 1, 0], [0, 1, 1, 1])}
+
+    def resistances(images, morphs):
+        return np.array(fake[morphs][0 if images is x else 1], np.float32)[:, None]
+
+    morphs, table = choose_morphs(model, x, y, resistances, lambda r: [0.5], eps=0.3, seed=0,
+                                  morph_counts=(10, 50, 100), tolerance=0.25)
+    assert morphs == 50 and list(table) == ["10", "50", "100"]  # 10 flags 0.25 of FGSM against 1.0: too few
+    assert table["100"]["fgsm_flagged"] == 1.0 and table["10"]["fgsm_flagged"] == 0.25
+    assert table["50"]["clean_flagged"] == 0.25
+    fake[50] = ([0, 0, 1, 0], [0, 0, 0, 0])  # as many FGSM flagged, but 0.75 of clean images: false alarms
+    assert choose_morphs(model, x, y, resistances, lambda r: [0.5], eps=0.3, seed=0,
+                         morph_counts=(10, 50, 100), tolerance=0.25)[0] == 100
