@@ -202,9 +202,9 @@ class DefendedClassifier(keras.Model):
         """(purified images, purifier output or None), routing by the bypassing detectors' flags."""
         if self.purifier is None:
             return x, None
-        bypassing = [d for d in self.detectors if d.bypass and d.threshold is not None]
+        bypassing = self._bypassing()
         if not bypassing:
-            if self.purifier.output_is_surrogate and not any(d.needs_purification for d in self.detectors):
+            if self._output_is_shared_surrogate():
                 return self._shared_surrogate(x), None
             purification = self.purifier(x, seed=seed)
             return tf.cast(purification["images"], tf.float32), purification
@@ -261,6 +261,16 @@ class DefendedClassifier(keras.Model):
         return {"logits": logits, "label": tf.argmax(logits, axis=-1, output_type=tf.int32),
                 "purified": purified, **self._decisions(x, scores)}
 
+    def _bypassing(self):
+        """Detectors whose flag routes an input to the purifier (the rest take the surrogate)."""
+        return [d for d in self.detectors if d.bypass and d.threshold is not None]
+
+    def _output_is_shared_surrogate(self):
+        """Whether the pipeline's purified images are the shared surrogate itself (a reformer such as MagNet's,
+        with no bypass routing and no detector that reads the purifier's output)."""
+        return (self.purifier.output_is_surrogate and not self._bypassing()
+                and not any(d.needs_purification for d in self.detectors))
+
     def _shared_surrogate(self, x):
         """The purifier's surrogate of ``x``, computed once per pass of the pipeline however many parts ask
         for it: MagNet's two detectors and its reformer all need AE(x), AE-GAN+rs's L1 detector and its
@@ -311,9 +321,7 @@ class DefendedClassifier(keras.Model):
         if self.purifier is None:
             return out
         surrogate = self.purifier.surrogate_flops()
-        bypass = any(d.bypass and d.threshold is not None for d in self.detectors)
-        reformer = (self.purifier.output_is_surrogate and not bypass
-                    and not any(d.needs_purification for d in self.detectors))
+        bypass, reformer = bool(self._bypassing()), self._output_is_shared_surrogate()
         out["purifier"] = self.purifier.flops()
         if sharing:
             out["surrogate"] = surrogate

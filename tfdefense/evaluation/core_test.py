@@ -149,3 +149,9 @@ def test_random_defense_is_also_scored_over_k_queries():
     assert r.queries_k == 5 and r.accuracy_k_queries <= r.accuracy_defended
     plain = evaluation.evaluate(DefendedClassifier(classifier), x, y, attacks=("fgsm",), eps=0.05)
     assert plain.results[0].queries_k is None and "queries_k" not in plain.clean
+
+
+def test_no_images_is_a_clear_error(tiny):
+    model, x, _ = tiny
+    with pytest.raises(ValueError, match="no images"):
+        evaluation.predict_logits(model.classifier, x[:0])

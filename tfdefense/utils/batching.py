@@ -22,6 +22,8 @@ def batches(n, batch_size, desc=None):
 
 def concat_map(fn, x, batch_size=256, desc=None):
     """``fn`` on consecutive batches of ``x``, its outputs concatenated (an array, or a dict of arrays)."""
+    if len(x) == 0:
+        raise ValueError(f"no images: got an empty array of shape {getattr(x, 'shape', (0,))}.")
     parts = [fn(x[s]) for s in batches(len(x), batch_size, desc)]
     if parts and isinstance(parts[0], dict):
         return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
