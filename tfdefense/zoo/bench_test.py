@@ -30,6 +30,25 @@ def test_one_policy_figures_of_a_tiny_defense():
     assert out["pipeline_traces"] <= 2  # batch 1, then one generalized trace for every other size
 
 
+def test_a_policy_that_fails_is_recorded_and_the_others_still_run(monkeypatch):
+    model = build_defended(networks.encoder(4, 2), networks.decoder(4, 2), cbuilders.classifier_c(units=4),
+                           steps=2, threshold=0.25)
+
+    def load(name, source, policy, overrides):
+        if policy == "mixed_bfloat16":
+            raise TypeError("this layer cannot run in bfloat16")
+        return model
+
+    monkeypatch.setattr(bench, "_load", load)
+    monkeypatch.setattr(bench, "matmul_gflops", lambda dtype: 100.0)
+    result = bench.run("tiny", batches=(2,), policies=("mixed_bfloat16", "float32"), seconds=0.0, max_runs=2,
+                       exported=False)
+    assert result["policies"]["mixed_bfloat16"] == {"error": "TypeError: this layer cannot run in bfloat16"}
+    assert result["policies"]["float32"]["images_per_s"]["2"] > 0
+    with pytest.raises(RuntimeError, match="no policy ran"):
+        bench.run("tiny", batches=(2,), policies=("mixed_bfloat16",), seconds=0.0, max_runs=2, exported=False)
+
+
 def test_timings_are_bounded_in_count():
     calls = []
     assert len(bench.timings(lambda: calls.append(1), seconds=60, max_runs=3)) == 3 and len(calls) == 4
