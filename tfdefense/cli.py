@@ -232,7 +232,8 @@ def cmd_bench(args):
     except ValueError:
         raise ValueError(f"--batch must be integers, got {','.join(args.batch)}.") from None
     result = bench.run(name, source, batches=batches, policies=args.policy, seconds=args.seconds,
-                       exported=not args.no_export, update_card=args.update_card, **_inference_overrides(args))
+                       exported=not args.no_export, update_card=args.update_card, accuracy_n=args.accuracy_n,
+                       eps=args.eps, **_inference_overrides(args))
     print(json.dumps(result, indent=2))
 
 
@@ -407,6 +408,10 @@ def parser():
                    help="skip the exported SavedModel's latency")
     p.add_argument("--update-card", "--update_card", dest="update_card", action="store_true",
                    help="store the result in the card's measured.cost")
+    p.add_argument("--accuracy_n", type=int, default=0,
+                   help="labelled eval images on which each policy's accuracy is measured, clean and under "
+                        "gray-box FGSM and PGD crafted on the float32 classifier (default: 0, not measured)")
+    p.add_argument("--eps", type=float, default=0.3, help="with --accuracy_n: the attacks' Linf budget")
     _model_flags(p, "bench")
     _inference_flags(p)
 

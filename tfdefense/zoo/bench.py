@@ -12,7 +12,11 @@ in one run and on the same images:
   run, so the ratio holds on any machine);
 * the peak resident memory of the process while the policy was measured;
 * for a policy other than float32, how often its labels agree with float32's on the same images;
-* how many times the pipeline was traced (batches of any size must share a trace, not retrace).
+* how many times the pipeline was traced (batches of any size must share a trace, not retrace);
+* with ``accuracy_n``, each policy's accuracy and rejections on that many labelled eval images, clean and
+  under gray-box FGSM and PGD crafted once, on the float32 classifier, so that every policy answers the
+  same inputs (an attack that differentiated bfloat16 networks would be weaker and overstate them), and
+  the fastest policy whose accuracy moves by at most 0.5 points (``recommended_policy``).
 
 Every timing warms up first (the first call traces), then repeats until ``seconds`` have passed, at least
 twice and at most ``max_runs`` times. The result is JSON; ``update_card`` stores it in the card's
@@ -38,7 +42,7 @@ import tensorflow as tf
 
 from tfdefense import datasets
 from tfdefense.utils import progress
-from tfdefense.zoo import cards, export, registry, store
+from tfdefense.zoo import calibration, cards, export, registry, store
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -178,8 +182,47 @@ def measure_policy(model, x, batches, matmul, seconds=2.0, max_runs=50, exported
     return out
 
 
+ACCURACY_ATTACKS = ("fgsm", "pgd")
+MAX_ACCURACY_MOVE = 0.005  # a policy other than float32 is recommended only within half a point everywhere
+
+
+def labelled_images(name, source, n, seed=0):
+    """``n`` labelled eval images of the entry's dataset (the accuracy measurement needs the data)."""
+    from tfdefense.evaluation import harness
+
+    dataset = store.resolve(name, source)[1].get("dataset")
+    if not dataset:
+        raise ValueError(f"the accuracy measurement needs {name}'s dataset; its card names none.")
+    return harness.sample(dataset, n, seed)
+
+
+def policy_accuracy(model, inputs, y, seed=0):
+    """{row: {"accuracy", "rejected"}} of ``model`` on each set of images in ``inputs`` ({row: images}),
+    and the labels it gave, concatenated over the rows."""
+    table, labels = {}, []
+    for row, images in inputs.items():
+        out = model.defend(images, seed=seed)
+        table[row] = {"accuracy": round(float(np.mean(out["label"] == y)), 4),
+                      "rejected": round(float(np.mean(out["rejected"])), 4)}
+        labels.append(np.asarray(out["label"]))
+    return table, np.concatenate(labels)
+
+
+def accuracy_move(table, reference):
+    """The largest change of accuracy between two `policy_accuracy` tables, over their rows."""
+    return round(max(abs(table[row]["accuracy"] - reference[row]["accuracy"]) for row in reference), 4)
+
+
+def recommended_policy(result):
+    """The fastest policy at the largest batch among float32 and those within `MAX_ACCURACY_MOVE`."""
+    largest = str(max(result["batches"]))
+    ok = {p: f for p, f in result["policies"].items() if "error" not in f
+          and (p == "float32" or f.get("accuracy_move", 1.0) <= MAX_ACCURACY_MOVE)}
+    return max(ok, key=lambda p: ok[p]["images_per_s"][largest]) if ok else None
+
+
 def run(name, source=None, batches=(1, 128), policies=("float32",), seconds=2.0, max_runs=50, exported=True,
-        update_card=False, **overrides):
+        update_card=False, accuracy_n=0, eps=0.3, **overrides):
     """Measures entry ``name`` (or the defense in folder ``source``) under each dtype policy.
 
     Args:
@@ -190,6 +233,8 @@ def run(name, source=None, batches=(1, 128), policies=("float32",), seconds=2.0,
         seconds, max_runs: how long each timing repeats.
         exported: also time one image through the exported SavedModel.
         update_card: store the result in the card's ``measured.cost``.
+        accuracy_n: labelled eval images for each policy's accuracy (0: not measured).
+        eps: Linf budget of the accuracy measurement's gray-box attacks.
         **overrides: inference settings, as for `tfdefense.load`.
 
     Returns:
@@ -210,7 +255,9 @@ def run(name, source=None, batches=(1, 128), policies=("float32",), seconds=2.0,
     result = {"name": name, "batches": batches, "overrides": overrides, "matmul_gflops": matmul,
               "machine": {"cpus": os.cpu_count(), "processor": platform.machine(), "tensorflow": tf.__version__,
                           "keras": keras.__version__}, "policies": {}}
-    reference = None
+    reference, accuracy_inputs, accuracy_reference = None, None, None
+    if accuracy_n:  # missing data fails here, before any timing
+        x_acc, y_acc = labelled_images(name, source, accuracy_n)
     for policy in progress.bar(policies, desc=f"bench {name}", unit="policy"):
         reset_peak_memory()
         try:
@@ -220,6 +267,19 @@ def run(name, source=None, batches=(1, 128), policies=("float32",), seconds=2.0,
                 x, result["images"] = bench_images(model, max(batches))
             figures = measure_policy(model, x, batches, matmul["float32"], seconds, max_runs, exported,
                                      None if policy == "float32" else reference)
+            if accuracy_n:
+                if accuracy_inputs is None:
+                    classifier = model if policy == "float32" else _load(name, source, "float32", overrides)
+                    accuracy_inputs = {"clean": x_acc, **calibration.gray_box_examples(
+                        classifier, x_acc, y_acc, eps=eps, seed=0, attacks_used=ACCURACY_ATTACKS)}
+                    result["accuracy_images"] = {"n": int(len(y_acc)), "eps": eps, "split": "eval", "seed": 0,
+                                                 "attacks": "gray-box, crafted on the float32 classifier"}
+                figures["accuracy"], accuracy_labels = policy_accuracy(model, accuracy_inputs, y_acc)
+                if policy == "float32":
+                    accuracy_reference = (figures["accuracy"], accuracy_labels)
+                elif accuracy_reference is not None:
+                    figures["accuracy_move"] = accuracy_move(figures["accuracy"], accuracy_reference[0])
+                    figures["labels_changed"] = int(np.sum(accuracy_labels != accuracy_reference[1]))
         except (ValueError, TypeError, RuntimeError, tf.errors.OpError) as error:
             # A policy an entry cannot run (FM-Defense's prior once failed to build under mixed_bfloat16) is
             # recorded and the others still measured; the run fails only when no policy ran.
@@ -232,6 +292,8 @@ def run(name, source=None, batches=(1, 128), policies=("float32",), seconds=2.0,
         result["policies"][policy] = figures
     if all("error" in figures for figures in result["policies"].values()):
         raise RuntimeError(f"bench {name}: no policy ran: {json.dumps(result['policies'])}")
+    if accuracy_reference is not None:
+        result["recommended_policy"] = recommended_policy(result)
     if update_card:
         cards.update_card(store.card_folder(name, source),
                           lambda card: card.setdefault("measured", {}).__setitem__("cost", result))

@@ -49,6 +49,28 @@ def test_a_policy_that_fails_is_recorded_and_the_others_still_run(monkeypatch):
         bench.run("tiny", batches=(2,), policies=("mixed_bfloat16",), seconds=0.0, max_runs=2, exported=False)
 
 
+def test_policy_accuracy_on_the_same_inputs_decides_the_recommended_policy(monkeypatch):
+    from tfdefense import testing
+
+    model = build_defended(networks.encoder(4, 2), networks.decoder(4, 2), cbuilders.classifier_c(units=4),
+                           steps=2, threshold=0.25)
+    x, _ = testing.blob_images(6)
+    y = np.asarray(model.defend(x)["label"])  # the float32 labels: clean accuracy 1.0
+    monkeypatch.setattr(bench, "_load", lambda name, source, policy, overrides: model)
+    monkeypatch.setattr(bench, "matmul_gflops", lambda dtype: 100.0)
+    monkeypatch.setattr(bench, "labelled_images", lambda name, source, n: (x[:n], y[:n]))
+    result = bench.run("tiny", batches=(2,), policies=("float32", "mixed_bfloat16"), seconds=0.0, max_runs=2,
+                       exported=False, accuracy_n=6)
+    f32, bf16 = result["policies"]["float32"], result["policies"]["mixed_bfloat16"]
+    assert set(f32["accuracy"]) == {"clean", "fgsm", "pgd"} and f32["accuracy"]["clean"]["accuracy"] == 1.0
+    assert bf16["accuracy_move"] == 0.0 and bf16["labels_changed"] == 0  # the same model twice
+    assert result["accuracy_images"]["n"] == 6 and result["recommended_policy"] in ("float32", "mixed_bfloat16")
+    bf16["accuracy_move"] = 0.006
+    assert bench.recommended_policy(result) == "float32"
+    bf16["accuracy_move"], bf16["images_per_s"]["2"] = 0.005, f32["images_per_s"]["2"] + 1
+    assert bench.recommended_policy(result) == "mixed_bfloat16"
+
+
 def test_timings_are_bounded_in_count():
     calls = []
     assert len(bench.timings(lambda: calls.append(1), seconds=60, max_runs=3)) == 3 and len(calls) == 4
