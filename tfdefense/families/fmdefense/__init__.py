@@ -128,11 +128,11 @@ def _warm_start(model, entry, folder):
     _load_into(model, folder)
 
 
-MORPH_COUNTS = (10, 25, 50, 100)  # candidates of the morph count N; the largest is the paper's and the reference
+MORPH_FRACTIONS = (0.1, 0.25, 0.5, 1.0)  # candidate morph counts, as fractions of the configured N (the paper's 100)
 
 
 def tune(build, x, y, *, eps=0.3, seed=0, rho=0.999, eta=0.9, range_quantile=0.01, min_width=1.0,
-         resistance_threshold=UNIFIED_RESISTANCE, morph_counts=MORPH_COUNTS, tolerance=0.01, n_select=300,
+         resistance_threshold=UNIFIED_RESISTANCE, morph_counts=None, tolerance=0.01, n_select=300,
          batch_size=64):
     """FM-Defense's calibration on clean validation images (Sections III.C-D, IV.A, Figure 5).
 
@@ -141,7 +141,8 @@ def tune(build, x, y, *, eps=0.3, seed=0, rho=0.999, eta=0.9, range_quantile=0.0
        whose range is narrower than ``min_width`` (inactive: the TC term
        switched them off, their morphs change nothing) are not manipulated
        (the paper selects codes of "non-significant intrinsic features").
-    2. The morph count N: the smallest of ``morph_counts`` that flags, on
+    2. The morph count N: the smallest of ``morph_counts`` (default: 10%, 25%,
+       50% and 100% of the configured N, 10 / 25 / 50 / 100) that flags, on
        the first ``n_select`` validation images and their gray-box FGSM
        (``eps``) examples, within ``tolerance`` of what the largest count
        flags (FGSM flagged no lower, clean flagged no higher). The cost is
@@ -170,6 +171,8 @@ def tune(build, x, y, *, eps=0.3, seed=0, rho=0.999, eta=0.9, range_quantile=0.0
     codes = [i for i in range(len(low)) if high[i] - low[i] >= min_width] or [int(np.argmax(np.subtract(high, low)))]
     model = build(low=low, high=high, codes=codes, resistance_thresholds=1.0)
     detector = model.detectors[0]
+    if morph_counts is None:
+        morph_counts = sorted({max(1, round(f * detector.morphs)) for f in MORPH_FRACTIONS})
 
     def levels(r):
         return resistance_thresholds_at(r, rho) if resistance_threshold is None else [
@@ -179,7 +182,7 @@ def tune(build, x, y, *, eps=0.3, seed=0, rho=0.999, eta=0.9, range_quantile=0.0
         return batching.concat_map(lambda b: detector.resistance(b, seed, morphs=morphs), images, batch_size,
                                    f"morph resistance (N={morphs})")
 
-    morphs, by_count = int(morph_counts[-1]), {}
+    morphs, by_count = int(max(morph_counts)), {}
     if len(morph_counts) > 1:
         morphs, by_count = choose_morphs(model, x[:n_select], y[:n_select], resistances, levels, eps=eps,
                                          seed=seed, morph_counts=morph_counts, tolerance=tolerance)

@@ -178,7 +178,7 @@ def test_tune_selects_active_codes_and_sets_the_levels():
     settings, table = tune(build, x, y, min_width=1e9, resistance_threshold=None)
     assert len(settings["codes"]) == 1 and settings["resistance_thresholds"] == [1.0]
     assert all(lo < hi for lo, hi in zip(settings["low"], settings["high"]))
-    assert settings["morphs"] == 10 and table["morph_counts"]["100"]["fgsm_flagged"] == 0.0  # all equal: the fewest
+    assert settings["morphs"] == 1 and table["morph_counts"]["3"]["fgsm_flagged"] == 0.0  # all equal: the fewest
 
 
 def test_choose_morphs_keeps_the_count_that_detects_like_the_largest():
