@@ -204,7 +204,6 @@ def cmd_substitute(args):
 
 
 def cmd_export(args):
-    import tfdefense
     from tfdefense.zoo import export
 
     if args.all:
@@ -219,7 +218,7 @@ def cmd_export(args):
               f"--enable_batching --batching_parameters_file={args.base_path}/batching.config")
         return
     name, source = _target_and_folder(args, "export NAME DIR (or --model=SRC DIR, or --all DIR)")
-    model = tfdefense.load(name, source, **_inference_overrides(args))
+    model = export.load_for_serving(name, source, **_inference_overrides(args))
     print(export.export(model, args.dir, name, version=args.version))
 
 
@@ -394,7 +393,7 @@ def parser():
                                                           "(default: /models)")
     p.add_argument("--version", type=int, help="default: the next free one")
     p.add_argument("--dtype_policy", help="export the networks built under this Keras dtype policy, e.g. "
-                                          "mixed_bfloat16 (default: float32)")
+                                          "mixed_bfloat16 (default: the card's recommended_policy from bench --accuracy_n, else float32)")
     _model_flags(p, "export")
     _inference_flags(p)
 

@@ -123,6 +123,30 @@ def batching_config(params=None):
     return "".join(f"{k} {{ value: {v} }}\n" for k, v in {**BATCHING, **(params or {})}.items())
 
 
+def serving_policy(card):
+    """The dtype policy an export of the entry with ``card`` uses by default: the ``recommended_policy`` that
+    `tfdefense bench --accuracy_n` measured (the fastest within 0.5 points of float32's accuracy on
+    float32-crafted inputs), else float32. `tfdefense.load` itself always builds float32: attacks
+    differentiate it, and bfloat16 gradients weaken them.
+
+    Example:
+        >>> serving_policy({"measured": {"cost": {"recommended_policy": "mixed_bfloat16"}}})
+        'mixed_bfloat16'
+        >>> serving_policy({})
+        'float32'
+    """
+    return ((card or {}).get("measured", {}).get("cost", {}).get("recommended_policy")) or "float32"
+
+
+def load_for_serving(name, folder=None, **overrides):
+    """`tfdefense.load` under the entry's `serving_policy` unless ``dtype_policy`` is given."""
+    from tfdefense.zoo import registry, store
+
+    if overrides.get("dtype_policy") is None:
+        overrides["dtype_policy"] = serving_policy(store.resolve(name, folder)[1])
+    return registry.load(name, folder, **overrides)
+
+
 def export_all(base_dir, names=None, base_path="/models", load=None):
     """Exports ``names`` (default: every entry whose weights are here or cached) into ``base_dir`` in TF
     Serving's layout, then writes ``base_dir/models.config`` and ``base_dir/batching.config``.
@@ -137,7 +161,7 @@ def export_all(base_dir, names=None, base_path="/models", load=None):
         names = [n for n in registry.list_models() if store.status(n) in ("here", "cached")]
     if not names:
         raise ValueError("no entry to export: none has its weights here (tfdefense download NAME...).")
-    load = load or registry.load
+    load = load or load_for_serving
     os.makedirs(base_dir, exist_ok=True)
     written = {name: export(load(name), base_dir, name) for name in progress.bar(list(names), desc="export", unit="model")}
     from tfdefense.zoo import cards  # atomic writes: a server polling the config never reads half a file

@@ -160,3 +160,17 @@ def test_export_all_writes_configs_the_server_parses(tmp_path):
                                "serving_default", "--inputs", f"images={x_file}"],
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0 and "label" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_an_export_follows_the_policy_bench_recommended(monkeypatch):
+    assert export.serving_policy({"measured": {"cost": {"recommended_policy": "mixed_bfloat16"}}}) == "mixed_bfloat16"
+    assert export.serving_policy({"measured": {"cost": {}}}) == "float32" and export.serving_policy(None) == "float32"
+    from tfdefense.zoo import registry, store
+
+    calls = []
+    monkeypatch.setattr(store, "resolve", lambda name, folder=None: (folder, {
+        "measured": {"cost": {"recommended_policy": "mixed_bfloat16"}}}))
+    monkeypatch.setattr(registry, "load", lambda name, folder=None, **o: calls.append(o["dtype_policy"]))
+    export.load_for_serving("x")
+    export.load_for_serving("x", dtype_policy="float32")  # asked for: kept
+    assert calls == ["mixed_bfloat16", "float32"]
