@@ -31,6 +31,15 @@ def _csv(text):
     return [v for v in text.split(",") if v]
 
 
+def _numbers(values, kind, flag):
+    """The comma-separated ``values`` of ``flag`` as ``kind`` (int or float), or a ValueError naming the flag."""
+    try:
+        return [kind(v) for v in values]
+    except ValueError:
+        what = "integers" if kind is int else "numbers"
+        raise ValueError(f"{flag} must be {what}, got {','.join(values)}.") from None
+
+
 def _json(text):
     try:
         return json.loads(text)
@@ -226,11 +235,7 @@ def cmd_bench(args):
     from tfdefense.zoo import bench
 
     name, source = _target(args)
-    try:
-        batches = [int(b) for b in args.batch]
-    except ValueError:
-        raise ValueError(f"--batch must be integers, got {','.join(args.batch)}.") from None
-    result = bench.run(name, source, batches=batches, policies=args.policy, seconds=args.seconds,
+    result = bench.run(name, source, batches=_numbers(args.batch, int, "--batch"), policies=args.policy, seconds=args.seconds,
                        exported=not args.no_export, update_card=args.update_card, accuracy_n=args.accuracy_n,
                        eps=args.eps, **_inference_overrides(args))
     print(json.dumps(result, indent=2))
@@ -245,17 +250,11 @@ def cmd_calibrate(args):
     if args.fpr is not None:
         options["fpr"] = args.fpr
     if args.step_sizes:
-        try:
-            options["step_sizes"] = tuple(float(s) for s in args.step_sizes)
-        except ValueError:
-            raise ValueError(f"--step_sizes must be numbers, got {','.join(args.step_sizes)}.") from None
+        options["step_sizes"] = tuple(_numbers(args.step_sizes, float, "--step_sizes"))
     if args.tune_attacks:
         options["attacks_used"] = tuple(args.tune_attacks)
     if args.morph_counts:
-        try:
-            options["morph_counts"] = tuple(int(s) for s in args.morph_counts)
-        except ValueError:
-            raise ValueError(f"--morph_counts must be whole numbers, got {','.join(args.morph_counts)}.") from None
+        options["morph_counts"] = tuple(_numbers(args.morph_counts, int, "--morph_counts"))
     name, source = _target(args)
     card = calibration.calibrate(name, source, **options)
     print(json.dumps({"inference": card["inference"], "calibration": card["calibration"]}, indent=2))

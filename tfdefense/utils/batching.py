@@ -25,7 +25,7 @@ def concat_map(fn, x, batch_size=256, desc=None):
     if len(x) == 0:
         raise ValueError(f"no images: got an empty array of shape {getattr(x, 'shape', (0,))}.")
     parts = [fn(x[s]) for s in batches(len(x), batch_size, desc)]
-    if parts and isinstance(parts[0], dict):
+    if isinstance(parts[0], dict):
         return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
     return np.concatenate([np.asarray(p) for p in parts])
 

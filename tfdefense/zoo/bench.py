@@ -186,14 +186,12 @@ ACCURACY_ATTACKS = ("fgsm", "pgd")
 MAX_ACCURACY_MOVE = 0.005  # a policy other than float32 is recommended only within half a point everywhere
 
 
-def labelled_images(name, source, n, seed=0):
-    """``n`` labelled eval images of the entry's dataset (the accuracy measurement needs the data)."""
+def labelled_images(name, n, seed=0):
+    """``n`` labelled eval images of the entry's dataset (the accuracy measurement needs the data). The
+    registry knows the dataset of every entry, a defense trained into a folder included."""
     from tfdefense.evaluation import harness
 
-    dataset = store.resolve(name, source)[1].get("dataset")
-    if not dataset:
-        raise ValueError(f"the accuracy measurement needs {name}'s dataset; its card names none.")
-    return harness.sample(dataset, n, seed)
+    return harness.sample(registry.get_entry(name)["metadata"]["dataset"], n, seed)
 
 
 def policy_accuracy(model, inputs, y, seed=0):
@@ -257,7 +255,7 @@ def run(name, source=None, batches=(1, 128), policies=("float32",), seconds=2.0,
                           "keras": keras.__version__}, "policies": {}}
     reference, accuracy_inputs, accuracy_reference = None, None, None
     if accuracy_n:  # missing data fails here, before any timing
-        x_acc, y_acc = labelled_images(name, source, accuracy_n)
+        x_acc, y_acc = labelled_images(name, accuracy_n)
     for policy in progress.bar(policies, desc=f"bench {name}", unit="policy"):
         reset_peak_memory()
         try:

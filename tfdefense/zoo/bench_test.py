@@ -58,7 +58,7 @@ def test_policy_accuracy_on_the_same_inputs_decides_the_recommended_policy(monke
     y = np.asarray(model.defend(x)["label"])  # the float32 labels: clean accuracy 1.0
     monkeypatch.setattr(bench, "_load", lambda name, source, policy, overrides: model)
     monkeypatch.setattr(bench, "matmul_gflops", lambda dtype: 100.0)
-    monkeypatch.setattr(bench, "labelled_images", lambda name, source, n: (x[:n], y[:n]))
+    monkeypatch.setattr(bench, "labelled_images", lambda name, n: (x[:n], y[:n]))
     result = bench.run("tiny", batches=(2,), policies=("float32", "mixed_bfloat16"), seconds=0.0, max_runs=2,
                        exported=False, accuracy_n=6)
     f32, bf16 = result["policies"]["float32"], result["policies"]["mixed_bfloat16"]

@@ -123,27 +123,12 @@ def batching_config(params=None):
     return "".join(f"{k} {{ value: {v} }}\n" for k, v in {**BATCHING, **(params or {})}.items())
 
 
-def serving_policy(card):
-    """The dtype policy an export of the entry with ``card`` uses by default: the ``recommended_policy`` that
-    `tfdefense bench --accuracy_n` measured (the fastest within 0.5 points of float32's accuracy on
-    float32-crafted inputs), else float32. `tfdefense.load` itself always builds float32: attacks
-    differentiate it, and bfloat16 gradients weaken them.
-
-    Example:
-        >>> serving_policy({"measured": {"cost": {"recommended_policy": "mixed_bfloat16"}}})
-        'mixed_bfloat16'
-        >>> serving_policy({})
-        'float32'
-    """
-    return ((card or {}).get("measured", {}).get("cost", {}).get("recommended_policy")) or "float32"
-
-
 def load_for_serving(name, folder=None, **overrides):
-    """`tfdefense.load` under the entry's `serving_policy` unless ``dtype_policy`` is given."""
-    from tfdefense.zoo import registry, store
+    """`tfdefense.load` under the card's recommended dtype policy unless ``dtype_policy`` is given."""
+    from tfdefense.zoo import registry
 
     if overrides.get("dtype_policy") is None:
-        overrides["dtype_policy"] = serving_policy(store.resolve(name, folder)[1])
+        overrides["dtype_policy"] = "recommended"
     return registry.load(name, folder, **overrides)
 
 

@@ -163,14 +163,24 @@ def test_export_all_writes_configs_the_server_parses(tmp_path):
 
 
 def test_an_export_follows_the_policy_bench_recommended(monkeypatch):
-    assert export.serving_policy({"measured": {"cost": {"recommended_policy": "mixed_bfloat16"}}}) == "mixed_bfloat16"
-    assert export.serving_policy({"measured": {"cost": {}}}) == "float32" and export.serving_policy(None) == "float32"
-    from tfdefense.zoo import registry, store
+    from tfdefense.zoo import registry
 
+    assert registry.recommended_policy({"measured": {"cost": {"recommended_policy": "mixed_bfloat16"}}}) == \
+        "mixed_bfloat16"
+    assert registry.recommended_policy({"measured": {"cost": {}}}) == "float32"
+    assert registry.recommended_policy(None) == "float32"
     calls = []
-    monkeypatch.setattr(store, "resolve", lambda name, folder=None: (folder, {
-        "measured": {"cost": {"recommended_policy": "mixed_bfloat16"}}}))
     monkeypatch.setattr(registry, "load", lambda name, folder=None, **o: calls.append(o["dtype_policy"]))
     export.load_for_serving("x")
     export.load_for_serving("x", dtype_policy="float32")  # asked for: kept
-    assert calls == ["mixed_bfloat16", "float32"]
+    assert calls == ["recommended", "float32"]
+
+
+@pytest.mark.pretrained
+def test_load_builds_the_recommended_policy_only_when_asked():
+    from tfdefense.zoo import registry
+
+    assert registry.load("fmdefense_mnist").card["measured"]["cost"]["recommended_policy"] == "mixed_bfloat16"
+    assert registry.load("fmdefense_mnist").classifier.dtype_policy.compute_dtype == "float32"
+    assert registry.load("fmdefense_mnist", dtype_policy="recommended").classifier.dtype_policy.compute_dtype == \
+        "bfloat16"

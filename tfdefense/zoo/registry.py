@@ -155,7 +155,9 @@ def load(name, folder=None, dtype_policy=None, **overrides):
         dtype_policy: build the networks under this Keras dtype policy, e.g.
             "mixed_bfloat16" (float32 weights, bfloat16 compute: about 1.6x the
             speed here; `tfdefense bench` measures an entry's agreement with
-            float32). Default: the global policy (float32).
+            float32). "recommended": the card's ``measured.cost.recommended_policy``
+            (what `tfdefense export` builds by default; float32 where bench measured none).
+            Default: the global policy (float32).
         **overrides: inference settings the model's family declares (e.g.
             ``steps=`` for latent search), ``threshold=`` (one detector; None
             switches detection off) or ``thresholds={name: value}``.
@@ -177,10 +179,26 @@ def load(name, folder=None, dtype_policy=None, **overrides):
     settings = settings_for(entry, folder, card, overrides)
     # The published settings resolved the same way, so a trained folder's own classifier.keras is no change.
     warn_uncalibrated(name, card, settings_for(entry, folder, card, {}), settings)
+    if dtype_policy == "recommended":
+        dtype_policy = recommended_policy(card)
     model = _under_policy(dtype_policy, lambda: family.load(entry, folder, **settings))
     apply_thresholds(model, card.get("inference", {}).get("thresholds", {}), **detector_overrides)
     model.card = card
     return model
+
+
+def recommended_policy(card):
+    """The dtype policy ``card`` recommends for serving: the ``recommended_policy`` that `tfdefense bench
+    --accuracy_n` measured (the fastest within 0.5 points of float32's accuracy on float32-crafted inputs),
+    else float32. `load` builds float32 unless asked: attacks differentiate it, and bfloat16 weakens them.
+
+    Example:
+        >>> recommended_policy({"measured": {"cost": {"recommended_policy": "mixed_bfloat16"}}})
+        'mixed_bfloat16'
+        >>> recommended_policy({})
+        'float32'
+    """
+    return ((card or {}).get("measured", {}).get("cost", {}).get("recommended_policy")) or "float32"
 
 
 def _under_policy(policy, build):
