@@ -142,8 +142,8 @@ def cmd_release(args):
 def cmd_train(args):
     from tfdefense.zoo import registry, store, training
 
-    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "steps_per_epoch", "seed")
-                 if getattr(args, k) is not None}
+    keys = ("epochs", "batch_size", "learning_rate", "steps_per_epoch", "validation_steps", "seed")
+    overrides = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     if args.init_from is not None:
         overrides["init_from"] = None if args.init_from.lower() == "none" else args.init_from
     if args.data:
@@ -317,6 +317,7 @@ def parser():
     p.add_argument("--batch_size", type=int)
     p.add_argument("--learning_rate", type=float)
     p.add_argument("--steps_per_epoch", type=int, help="limit steps per epoch (smoke runs)")
+    p.add_argument("--validation_steps", type=int, help="limit validation batches per epoch (default: all)")
     p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi_worker"),
                    help="tf.distribute: one device (default), this host's GPUs (mirrored), or the workers of "
                         "TF_CONFIG (multi_worker); --batch_size is the global batch")

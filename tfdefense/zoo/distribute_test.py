@@ -13,7 +13,7 @@ import pytest
 from tfdefense import testing
 from tfdefense.zoo import distribute
 
-TRAIN = ["--steps_per_epoch=3", "--batch_size=16"]
+TRAIN = ["--steps_per_epoch=3", "--validation_steps=2", "--batch_size=16"]
 TIMEOUT = 300
 
 
@@ -71,8 +71,9 @@ def test_two_workers_train_as_one_process_with_the_global_batch(real_data_dir, t
     which Adam's first steps amplify. Classifier A's dropout draws one mask for every replica from the shared
     seed state (Keras' Dropout), so there only the size of the update is compared."""
     runs = {k: str(tmp_path / k) for k in ("init", "one", "two")}
-    _finish([_cli(["train", name, f"--workdir={runs['init']}", "--epochs=0", "--batch_size=16"])])
-    _finish([_cli(["train", name, f"--workdir={runs['one']}", "--epochs=2", *TRAIN])])
+    # The initial weights and the one-process run are independent: they share the two cores.
+    _finish([_cli(["train", name, f"--workdir={runs['init']}", "--epochs=0", "--batch_size=16"]),
+             _cli(["train", name, f"--workdir={runs['one']}", "--epochs=2", *TRAIN])])
     _finish(_workers(["train", name, f"--workdir={runs['two']}", "--epochs=2", *TRAIN]))
     init, one, two = (_weights(os.path.join(runs[k], "export", weights)) for k in ("init", "one", "two"))
     u1, u2 = _update(init, one), _update(init, two)
