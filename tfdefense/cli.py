@@ -235,9 +235,11 @@ def cmd_bench(args):
     from tfdefense.zoo import bench
 
     name, source = _target(args)
-    result = bench.run(name, source, batches=_numbers(args.batch, int, "--batch"), policies=args.policy, seconds=args.seconds,
-                       exported=not args.no_export, update_card=args.update_card, accuracy_n=args.accuracy_n,
-                       eps=args.eps, **_inference_overrides(args))
+    if args.ops and args.no_export:
+        raise ValueError("--ops profiles the exported graph; it cannot go with --no_export.")
+    result = bench.run(name, source, batches=_numbers(args.batch, int, "--batch"), policies=args.policy,
+                       seconds=args.seconds, exported=not args.no_export, update_card=args.update_card,
+                       accuracy_n=args.accuracy_n, eps=args.eps, ops=args.ops, **_inference_overrides(args))
     print(json.dumps(result, indent=2))
 
 
@@ -411,6 +413,9 @@ def parser():
                    help="labelled eval images on which each policy's accuracy is measured, clean and under "
                         "gray-box FGSM and PGD crafted on the float32 classifier (default: 0, not measured)")
     p.add_argument("--eps", type=float, default=0.3, help="with --accuracy_n: the attacks' Linf budget")
+    p.add_argument("--ops", action="store_true",
+                   help="profile the served graph op by op at the largest batch (TF Serving's session loader): "
+                        "each op type's share of the time, and the rate of the convolutions and matmuls")
     _model_flags(p, "bench")
     _inference_flags(p)
 

@@ -13,6 +13,9 @@ in one run and on the same images:
 * the peak resident memory of the process while the policy was measured;
 * for a policy other than float32, how often its labels agree with float32's on the same images;
 * how many times the pipeline was traced (batches of any size must share a trace, not retrace);
+* with ``ops``, a per-op profile of the served graph at the largest batch, run by the TF1 session loader
+  that TF Serving uses: the time of each op type, and the rate the convolutions and matmuls reach for the
+  FLOPs counted from the layers, so that what caps a purifier has a name and a measured rate;
 * with ``accuracy_n``, each policy's accuracy and rejections on that many labelled eval images, clean and
   under gray-box FGSM and PGD crafted once, on the float32 classifier, so that every policy answers the
   same inputs (an attack that differentiated bfloat16 networks would be weaker and overstate them), and
@@ -133,16 +136,66 @@ def served(model):
         sizes = {"variables_mb": round(variables / 1e6, 2), "weights_mb": round(weights / 1e6, 2),
                  "variables_to_weights": round(variables / max(weights, 1), 3),
                  "saved_model_mb": round(_folder_bytes(path) / 1e6, 2)}
-        yield tf.saved_model.load(path).signatures["serving_default"], sizes
+        yield tf.saved_model.load(path).signatures["serving_default"], sizes, path
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# Op types that do the FLOPs `DefendedClassifier.flops` counts (Dense, Conv2D, Conv2DTranspose), in
+# TensorFlow's and oneDNN's (_Mkl*) spellings; Conv2DBackpropInput is a transposed convolution.
+FLOP_OPS = ("Conv2D", "MatMul", "Conv2DBackpropInput", "Einsum")
+
+
+def _op_type(label):
+    """'name = _MklNativeFusedConv2D(a, b)' -> '_MklNativeFusedConv2D'."""
+    return label.split("=", 1)[-1].split("(", 1)[0].strip()
+
+
+def op_profile(path, x, flops, matmul, signature="serving_default", top=10):
+    """Per-op profile of one call of the SavedModel at ``path`` on images ``x``, run by the TF1 session loader
+    (what TF Serving runs) with a full trace, after one warm-up call.
+
+    Returns the traced call's seconds, the ``top`` op types by their summed time (ms, share, count), and for
+    the op types that do the counted FLOPs (`FLOP_OPS`, ``flops`` for the whole batch) their share and
+    rate, as a fraction of the fp32 matmul rate ``matmul`` (GFLOP/s).
+    """
+    tf1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default(), tf1.Session(graph=graph) as session:
+        meta = tf1.saved_model.loader.load(session, [tf1.saved_model.tag_constants.SERVING], path)
+        sig = meta.signature_def[signature]
+        feed = {sig.inputs["images"].name: x}
+        fetch = {k: v.name for k, v in sig.outputs.items()}
+        session.run(fetch, feed)
+        metadata = tf1.RunMetadata()
+        start = time.perf_counter()
+        session.run(fetch, feed, options=tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE),
+                    run_metadata=metadata)
+        seconds = time.perf_counter() - start
+    ms, count = {}, {}
+    for device in metadata.step_stats.dev_stats:
+        for node in device.node_stats:
+            op = _op_type(node.timeline_label) if "=" in node.timeline_label else node.node_name
+            ms[op] = ms.get(op, 0.0) + (node.op_end_rel_micros - node.op_start_rel_micros) / 1e3
+            count[op] = count.get(op, 0) + 1
+    total = max(sum(ms.values()), 1e-9)
+    flop_ms = sum(t for op, t in ms.items() if any(f in op for f in FLOP_OPS))
+    out = {"batch": int(len(x)), "seconds": round(seconds, 3), "op_ms_total": round(total, 1),
+           "ops": [{"op": op, "ms": round(t, 1), "share": round(t / total, 3), "count": count[op]}
+                   for op, t in sorted(ms.items(), key=lambda kv: -kv[1])[:top]],
+           "flop_ops": {"share": round(flop_ms / total, 3)}}
+    if flop_ms:
+        rate = flops / (flop_ms / 1e3) / 1e9
+        out["flop_ops"].update(gflops_per_s=round(rate, 1), fraction_of_fp32_matmul=round(rate / matmul, 3))
+    return out
 
 
 def _load(name, source, policy, overrides):
     return registry.load(name, source, dtype_policy=policy, **overrides)
 
 
-def measure_policy(model, x, batches, matmul, seconds=2.0, max_runs=50, exported=True, reference_labels=None):
+def measure_policy(model, x, batches, matmul, seconds=2.0, max_runs=50, exported=True, reference_labels=None,
+                   ops=False):
     """One policy's figures for ``model`` on images ``x`` (see the module docstring)."""
     flops = model.flops()
     out = {"images_per_s": {}}
@@ -170,12 +223,14 @@ def measure_policy(model, x, batches, matmul, seconds=2.0, max_runs=50, exported
                                                                      max_runs))}
                          for key, one in singles.items()}
     if exported:
-        with served(model) as (serve, sizes):
+        with served(model) as (serve, sizes, path):
             for key, one in singles.items():
                 images, latency = tf.constant(one), out["latency_ms"][key]
                 latency["exported"] = _percentiles_ms(
                     timings(lambda images=images: serve(images=images)["label"].numpy(), seconds, max_runs))
                 latency["exported_over_in_process"] = round(latency["exported"]["p50"] / latency["in_process"]["p50"], 3)
+            if ops:
+                out["op_profile"] = op_profile(path, x[:largest], executed * largest, matmul)
         out["export"] = sizes
     out["pipeline_traces"] = model.tracing_count  # at most 2 (one per new shape, then one generalized trace)
     out["labels"] = outputs["label"]
@@ -220,7 +275,7 @@ def recommended_policy(result):
 
 
 def run(name, source=None, batches=(1, 128), policies=("float32",), seconds=2.0, max_runs=50, exported=True,
-        update_card=False, accuracy_n=0, eps=0.3, **overrides):
+        update_card=False, accuracy_n=0, eps=0.3, ops=False, **overrides):
     """Measures entry ``name`` (or the defense in folder ``source``) under each dtype policy.
 
     Args:
@@ -233,6 +288,7 @@ def run(name, source=None, batches=(1, 128), policies=("float32",), seconds=2.0,
         update_card: store the result in the card's ``measured.cost``.
         accuracy_n: labelled eval images for each policy's accuracy (0: not measured).
         eps: Linf budget of the accuracy measurement's gray-box attacks.
+        ops: also profile the served graph op by op at the largest batch (needs ``exported``).
         **overrides: inference settings, as for `tfdefense.load`.
 
     Returns:
@@ -264,7 +320,7 @@ def run(name, source=None, batches=(1, 128), policies=("float32",), seconds=2.0,
                 result["flops_per_image"] = model.flops()
                 x, result["images"] = bench_images(model, max(batches))
             figures = measure_policy(model, x, batches, matmul["float32"], seconds, max_runs, exported,
-                                     None if policy == "float32" else reference)
+                                     None if policy == "float32" else reference, ops=ops)
             if accuracy_n:
                 if accuracy_inputs is None:
                     classifier = model if policy == "float32" else _load(name, source, "float32", overrides)

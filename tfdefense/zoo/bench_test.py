@@ -15,7 +15,7 @@ def test_one_policy_figures_of_a_tiny_defense():
     model = build_defended(networks.encoder(4, 2), networks.decoder(4, 2), cbuilders.classifier_c(units=4),
                            steps=2, threshold=0.25)
     x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
-    out = bench.measure_policy(model, x, [1, 4], matmul=100.0, seconds=0.0, max_runs=2)
+    out = bench.measure_policy(model, x, [1, 4], matmul=100.0, seconds=0.0, max_runs=2, ops=True)
     assert set(out["images_per_s"]) == {"1", "4"} and all(v > 0 for v in out["images_per_s"].values())
     flops = model.flops()
     # The FLOPs the pipeline ran lie between the bypass path and the full search, by the flagged fraction.
@@ -28,6 +28,12 @@ def test_one_policy_figures_of_a_tiny_defense():
     assert out["export"]["variables_to_weights"] <= 1.1 + 8_000 / (1e6 * out["export"]["weights_mb"])
     assert out["labels"].shape == (4,)
     assert out["pipeline_traces"] <= 2  # batch 1, then one generalized trace for every other size
+    # The served graph op by op: the latent search's decoder and the classifier are convolutions and matmuls.
+    profile = out["op_profile"]
+    assert profile["batch"] == 4 and profile["seconds"] > 0
+    assert sum(op["share"] for op in profile["ops"]) <= 1.001
+    assert 0 < profile["flop_ops"]["share"] <= 1 and profile["flop_ops"]["gflops_per_s"] > 0
+    assert any(any(f in op["op"] for f in bench.FLOP_OPS) for op in profile["ops"])
 
 
 def test_a_policy_that_fails_is_recorded_and_the_others_still_run(monkeypatch):
@@ -89,3 +95,6 @@ def test_bench_command_prints_json_for_an_entry():
     bad = subprocess.run([sys.executable, "-c", "from tfdefense.cli import run; run()", "bench", "apegan_mnist",
                           "--policy=float8"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "unknown dtype policy" in bad.stderr
+    bad = subprocess.run([sys.executable, "-c", "from tfdefense.cli import run; run()", "bench", "apegan_mnist",
+                          "--ops", "--no_export"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "--ops profiles the exported graph" in bad.stderr
