@@ -257,6 +257,8 @@ def cmd_calibrate(args):
         options["attacks_used"] = tuple(args.tune_attacks)
     if args.morph_counts:
         options["morph_counts"] = tuple(_numbers(args.morph_counts, int, "--morph_counts"))
+    if args.sampler_steps:
+        options["sampler_steps"] = tuple(_numbers(args.sampler_steps, int, "--sampler_steps"))
     name, source = _target(args)
     card = calibration.calibrate(name, source, **options)
     print(json.dumps({"inference": card["inference"], "calibration": card["calibration"]}, indent=2))
@@ -429,6 +431,8 @@ def parser():
     p.add_argument("--tune_attacks", type=_csv, default=[], help="gray-box attacks whose worst case is maximised")
     p.add_argument("--morph_counts", type=_csv, default=[],
                    help="FM-Defense: candidate morph counts (the smallest that detects like the largest is kept)")
+    p.add_argument("--sampler_steps", type=_csv, default=[],
+                   help="DiffPure: candidate reverse-sampler step counts at the chosen t* (default: 2,5,10,20)")
 
     p = command("card", cmd_card, "merge report.json files into an entry's card")
     p.add_argument("name")
