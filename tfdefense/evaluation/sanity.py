@@ -41,7 +41,7 @@ def run(model, x, y, *, eps=0.3, n=100, seed=0, spsa_n=20, white_box=None):
     checks = {}
 
     def acc(attack, threat, params, xs=x, ys=y):
-        p = {**evaluation.attack_params(attack, params.pop("eps", eps)), **params}
+        p = evaluation.attack_params(attack, params.get("eps", eps), {attack: params})
         logits_fn = evaluation.attack_fn(model, threat, attack, white_box=white_box)
         x_adv = evaluation.run_attack(attack, logits_fn, xs, ys, p, seed, model)
         label, _, rejected = evaluation.defended_outputs(model, x_adv)
@@ -66,8 +66,8 @@ def run(model, x, y, *, eps=0.3, n=100, seed=0, spsa_n=20, white_box=None):
                        f"unbounded, eps=1.0, takes it to {wide:.3f})")
     checks["undefended_falls_under_pgd"] = _check(passed, detail)
     p10, p40 = _pgd(10, eps), _pgd(40, eps)
-    a10, _, _ = acc("pgd", "white", dict(p10))
-    a40, _, _ = acc("pgd", "white", dict(p40))
+    a10, _, _ = acc("pgd", "white", p10)
+    a40, _, _ = acc("pgd", "white", p40)
     checks["more_iterations_never_help"] = _check(
         a40 <= a10 + TOLERANCE, f"white-box PGD 10 iterations (step {p10['eps_iter']:g}): {a10:.3f}, "
                                 f"40 iterations (step {p40['eps_iter']:g}): {a40:.3f}")
@@ -77,7 +77,7 @@ def run(model, x, y, *, eps=0.3, n=100, seed=0, spsa_n=20, white_box=None):
     grad = threats.input_gradient_norm(threats.white_box_fn(model, **(white_box or {})), x[:16], y[:16])
     checks["attack_gradient_nonzero"] = _check(grad > 0, f"mean L1 norm of the white-box input gradient: {grad:.3g}")
     a_spsa, _, _ = acc("spsa", "white", {}, x[:spsa_n], y[:spsa_n])
-    a_pgd, _, _ = acc("pgd", "white", dict(p40), x[:spsa_n], y[:spsa_n])
+    a_pgd, _, _ = acc("pgd", "white", p40, x[:spsa_n], y[:spsa_n])
     checks["gradient_free_not_much_stronger"] = _check(
         a_spsa >= a_pgd - 0.05,
         f"n={spsa_n}: SPSA accuracy {a_spsa:.3f} vs white-box PGD-40 {a_pgd:.3f} (masking flagged if SPSA is "

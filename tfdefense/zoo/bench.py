@@ -141,14 +141,16 @@ def served(model):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-# Op types that do the FLOPs `DefendedClassifier.flops` counts (Dense, Conv2D, Conv2DTranspose), in
-# TensorFlow's and oneDNN's (_Mkl*) spellings; Conv2DBackpropInput is a transposed convolution.
-FLOP_OPS = ("Conv2D", "MatMul", "Conv2DBackpropInput", "Einsum")
+# Op types that do the FLOPs `DefendedClassifier.flops` counts (Dense, Conv2D, Conv2DTranspose), matched as
+# parts of TensorFlow's and oneDNN's (_Mkl*) op names; "Conv2D" also matches Conv2DBackpropInput, the
+# transposed convolution.
+FLOP_OPS = ("Conv2D", "MatMul", "Einsum")
 
 
-def _op_type(label):
-    """'name = _MklNativeFusedConv2D(a, b)' -> '_MklNativeFusedConv2D'."""
-    return label.split("=", 1)[-1].split("(", 1)[0].strip()
+def _op_type(node):
+    """A traced node's op type: 'name = _MklNativeFusedConv2D(a, b)' -> '_MklNativeFusedConv2D'."""
+    label = node.timeline_label
+    return label.split("=", 1)[1].split("(", 1)[0].strip() if "=" in label else node.node_name
 
 
 def op_profile(path, x, flops, matmul, signature="serving_default", top=10):
@@ -175,7 +177,7 @@ def op_profile(path, x, flops, matmul, signature="serving_default", top=10):
     ms, count = {}, {}
     for device in metadata.step_stats.dev_stats:
         for node in device.node_stats:
-            op = _op_type(node.timeline_label) if "=" in node.timeline_label else node.node_name
+            op = _op_type(node)
             ms[op] = ms.get(op, 0.0) + (node.op_end_rel_micros - node.op_start_rel_micros) / 1e3
             count[op] = count.get(op, 0) + 1
     total = max(sum(ms.values()), 1e-9)
