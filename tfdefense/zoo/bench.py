@@ -9,7 +9,7 @@ in one run and on the same images:
   detector lets unflagged inputs take a cheap path (AE-GAN+rs); the export's size beside the weights';
 * FLOPs per image, counted from the layers (`DefendedClassifier.flops`), and the fraction of this
   machine's float32 matmul rate they reach at the largest batch (the matmul rate is measured in the same
-  run, so the ratio holds on any machine);
+  run, right after each policy's timings, so the ratio holds on any machine and under a drifting load);
 * the peak resident memory of the process while the policy was measured;
 * for a policy other than float32, how often its labels agree with float32's on the same images;
 * how many times the pipeline was traced (batches of any size must share a trace, not retrace);
@@ -196,15 +196,21 @@ def _load(name, source, policy, overrides):
     return registry.load(name, source, dtype_policy=policy, **overrides)
 
 
-def measure_policy(model, x, batches, matmul, seconds=2.0, max_runs=50, exported=True, reference_labels=None,
+def measure_policy(model, x, batches, matmul=None, seconds=2.0, max_runs=50, exported=True, reference_labels=None,
                    ops=False):
-    """One policy's figures for ``model`` on images ``x`` (see the module docstring)."""
+    """One policy's figures for ``model`` on images ``x`` (see the module docstring). The fp32 matmul rate
+    ``matmul`` (GFLOP/s) is measured right after the batch timings unless given: the load of a shared
+    machine drifts over the minutes a run takes, so the rate an entry reaches is divided by the rate
+    measured beside it."""
     flops = model.flops()
     out = {"images_per_s": {}}
     for b in batches:
         xb = x[:b]
         per_call = timings(lambda xb=xb: model.defend(xb, batch_size=b), seconds, max_runs)
         out["images_per_s"][str(b)] = round(b / float(np.median(per_call)), 2)
+    if matmul is None:
+        matmul = round(matmul_gflops("float32"), 1)
+    out["fp32_matmul_gflops"] = matmul
     largest = max(batches)
     outputs = model.defend(x[:largest], batch_size=largest)
     flagged = float(np.mean(outputs["is_adversarial"]))
@@ -321,7 +327,7 @@ def run(name, source=None, batches=(1, 128), policies=("float32",), seconds=2.0,
             if "flops_per_image" not in result:
                 result["flops_per_image"] = model.flops()
                 x, result["images"] = bench_images(model, max(batches))
-            figures = measure_policy(model, x, batches, matmul["float32"], seconds, max_runs, exported,
+            figures = measure_policy(model, x, batches, None, seconds, max_runs, exported,
                                      None if policy == "float32" else reference, ops=ops)
             if accuracy_n:
                 if accuracy_inputs is None:

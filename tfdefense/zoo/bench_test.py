@@ -51,6 +51,7 @@ def test_a_policy_that_fails_is_recorded_and_the_others_still_run(monkeypatch):
                        exported=False)
     assert result["policies"]["mixed_bfloat16"] == {"error": "TypeError: this layer cannot run in bfloat16"}
     assert result["policies"]["float32"]["images_per_s"]["2"] > 0
+    assert result["policies"]["float32"]["fp32_matmul_gflops"] == 100.0  # measured beside the policy's timings
     with pytest.raises(RuntimeError, match="no policy ran"):
         bench.run("tiny", batches=(2,), policies=("mixed_bfloat16",), seconds=0.0, max_runs=2, exported=False)
 
