@@ -22,7 +22,8 @@ in one run and on the same images:
   the fastest policy whose accuracy moves by at most 0.5 points (``recommended_policy``).
 
 Every timing warms up first (the first call traces), then repeats until ``seconds`` have passed, at least
-twice and at most ``max_runs`` times. The result is JSON; ``update_card`` stores it in the card's
+twice and at most ``max_runs`` times. One image's in-process and exported calls alternate, so their ratio
+is measured side by side. The result is JSON; ``update_card`` stores it in the card's
 ``measured.cost`` through the locked card writer, and the leaderboard's cost column reads it from there.
 
 Example:
@@ -50,16 +51,25 @@ from tfdefense.zoo import calibration, cards, export, registry, store
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
-def timings(fn, seconds=2.0, max_runs=50, min_runs=2):
-    """Seconds per call of ``fn`` after one warm-up call: at least ``min_runs`` calls, then until
-    ``seconds`` have passed or ``max_runs`` calls were made."""
-    fn()
-    out, start = [], time.perf_counter()
-    while len(out) < min_runs or (len(out) < max_runs and time.perf_counter() - start < seconds):
-        t = time.perf_counter()
+def paired_timings(fns, seconds=2.0, max_runs=50, min_runs=2):
+    """Seconds per call of each of ``fns`` after one warm-up call each, called in turn (the order reversed
+    every other round) so that a drifting load on the machine falls on all of them alike: at least
+    ``min_runs`` rounds, then until ``seconds`` have passed or ``max_runs`` rounds were made."""
+    for fn in fns:
         fn()
-        out.append(time.perf_counter() - t)
+    out, start = [[] for _ in fns], time.perf_counter()
+    while len(out[0]) < min_runs or (len(out[0]) < max_runs and time.perf_counter() - start < seconds):
+        order = range(len(fns)) if len(out[0]) % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            t = time.perf_counter()
+            fns[i]()
+            out[i].append(time.perf_counter() - t)
     return out
+
+
+def timings(fn, seconds=2.0, max_runs=50, min_runs=2):
+    """Seconds per call of ``fn`` (`paired_timings` of one function)."""
+    return paired_timings([fn], seconds, max_runs, min_runs)[0]
 
 
 def matmul_gflops(dtype="float32", seconds=1.0, n=2048):
@@ -227,19 +237,25 @@ def measure_policy(model, x, batches, matmul=None, seconds=2.0, max_runs=50, exp
     flagged_index = np.flatnonzero(outputs["is_adversarial"])
     if "unflagged" in flops and len(flagged_index):
         singles["flagged_image"] = x[flagged_index[0]:flagged_index[0] + 1]
-    out["latency_ms"] = {key: {"in_process": _percentiles_ms(timings(lambda one=one: model.defend(one), seconds,
-                                                                     max_runs))}
-                         for key, one in singles.items()}
     if exported:
+        # In-process and exported calls alternate, so their ratio is measured side by side.
         with served(model) as (serve, sizes, path):
+            out["latency_ms"] = {}
             for key, one in singles.items():
-                images, latency = tf.constant(one), out["latency_ms"][key]
-                latency["exported"] = _percentiles_ms(
-                    timings(lambda images=images: serve(images=images)["label"].numpy(), seconds, max_runs))
+                images = tf.constant(one)
+                local, remote = paired_timings([lambda one=one: model.defend(one),
+                                                lambda images=images: serve(images=images)["label"].numpy()],
+                                               2 * seconds, max_runs)
+                out["latency_ms"][key] = latency = {"in_process": _percentiles_ms(local),
+                                                    "exported": _percentiles_ms(remote)}
                 latency["exported_over_in_process"] = round(latency["exported"]["p50"] / latency["in_process"]["p50"], 3)
             if ops:
                 out["op_profile"] = op_profile(path, x[:largest], executed * largest, matmul)
         out["export"] = sizes
+    else:
+        out["latency_ms"] = {key: {"in_process": _percentiles_ms(timings(lambda one=one: model.defend(one), seconds,
+                                                                         max_runs))}
+                             for key, one in singles.items()}
     out["pipeline_traces"] = model.tracing_count  # at most 2 (one per new shape, then one generalized trace)
     out["labels"] = outputs["label"]
     return out

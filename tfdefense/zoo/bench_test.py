@@ -83,6 +83,12 @@ def test_timings_are_bounded_in_count():
     assert len(bench.timings(lambda: calls.append(1), seconds=60, max_runs=3)) == 3 and len(calls) == 4
 
 
+def test_paired_timings_alternate_their_functions_and_reverse_the_order():
+    calls = []
+    a, b = bench.paired_timings([lambda: calls.append("a"), lambda: calls.append("b")], seconds=60, max_runs=3)
+    assert len(a) == len(b) == 3 and "".join(calls) == "ab" + "ab" + "ba" + "ab"
+
+
 @pytest.mark.pretrained
 def test_bench_command_prints_json_for_an_entry():
     out = subprocess.run([sys.executable, "-c", "from tfdefense.cli import run; run()", "bench", "apegan_mnist",
