@@ -42,6 +42,9 @@ threshold). The rules:
   the score's own gradient when ``differentiable``, else a differentiable
   stand-in the detector defines (BPDA for the detector).
 
+While `serving_graph` is active (export traces the served graph under it), no gradient will be taken of
+what a layer builds, and a layer may leave out what only a gradient needs (`for_serving`).
+
 A defense is ``DefendedClassifier(classifier, purifier=None, detectors=())``:
 a robustly trained classifier has neither, MagNet has a purifier and two
 detectors.
@@ -56,10 +59,40 @@ Example:
     TensorShape([2, 28, 28, 1])
 """
 
+import contextlib
+import threading
+
 import keras
 import tensorflow as tf
 
 from tfdefense.defense import cost
+
+_TRACING = threading.local()
+
+
+@contextlib.contextmanager
+def serving_graph():
+    """Traces made inside are served, never differentiated (`tfdefense.zoo.export` traces under it)."""
+    before = getattr(_TRACING, "serving", False)
+    _TRACING.serving = True
+    try:
+        yield
+    finally:
+        _TRACING.serving = before
+
+
+def for_serving():
+    """True inside `serving_graph`: DiffPure then runs its sampler as one loop instead of unrolled
+    steps that each keep a checkpointed gradient.
+
+    Example:
+        >>> with serving_graph():
+        ...     for_serving()
+        True
+        >>> for_serving()
+        False
+    """
+    return getattr(_TRACING, "serving", False)
 
 
 class PurifierLayer(keras.layers.Layer):

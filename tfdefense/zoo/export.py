@@ -38,6 +38,7 @@ import os
 import keras
 import tensorflow as tf
 
+from tfdefense.defense import contract
 from tfdefense.defense.defended import DefendedClassifier
 
 
@@ -51,6 +52,33 @@ def next_version(model_dir):
         return 1
     versions = [int(d) for d in os.listdir(model_dir) if d.isdigit()]
     return max(versions, default=0) + 1
+
+
+def _add_endpoints(archive, model):
+    """serving_seeded, serving_default, serving_uint8, purify and detect, on ``archive``."""
+    # One traced pipeline, with the seed as an input, behind every endpoint: an endpoint that traced the
+    # pipeline itself would add its own copy of the graph (DiffPure's unrolled sampler is 3.4 MB of it).
+    seeded = archive.add_endpoint("serving_seeded", model.pipeline, [
+        *_signature(tf.float32, model.image_shape), tf.TensorSpec([], tf.int32, name="seed")])
+
+    def serve(images):
+        return seeded(images, tf.constant(0, tf.int32))
+
+    def serve_uint8(images):
+        images = tf.ensure_shape(images, [None, *model.image_shape])
+        return serve(tf.cast(images, tf.float32) / 255.0)
+
+    def purify(images):
+        out = serve(images)
+        return {k: out[k] for k in ("purified", "score", "is_adversarial", "rejected")}
+
+    def detect(images):
+        return model.detect(images)  # cheaper than the pipeline: it purifies only for detectors that need it
+
+    archive.add_endpoint("serving_default", serve, _signature(tf.float32, model.image_shape))
+    archive.add_endpoint("serving_uint8", serve_uint8, _signature(tf.uint8, model.image_shape))
+    archive.add_endpoint("purify", purify, _signature(tf.float32, model.image_shape))
+    archive.add_endpoint("detect", detect, _signature(tf.float32, model.image_shape))
 
 
 def export(model, base_dir, name, version=None):
@@ -76,33 +104,14 @@ def export(model, base_dir, name, version=None):
     # The endpoints' own variables are all the archive needs. Tracking the whole model as well writes every
     # weight twice (keras#23553), and TF Serving loads both copies into memory.
     archive = keras.export.ExportArchive()
-    # One traced pipeline, with the seed as an input, behind every endpoint: an endpoint that traced the
-    # pipeline itself would add its own copy of the graph (DiffPure's unrolled sampler is 3.4 MB of it).
-    seeded = archive.add_endpoint("serving_seeded", model.pipeline, [
-        *_signature(tf.float32, model.image_shape), tf.TensorSpec([], tf.int32, name="seed")])
-
-    def serve(images):
-        return seeded(images, tf.constant(0, tf.int32))
-
-    def serve_uint8(images):
-        images = tf.ensure_shape(images, [None, *model.image_shape])
-        return serve(tf.cast(images, tf.float32) / 255.0)
-
-    def purify(images):
-        out = serve(images)
-        return {k: out[k] for k in ("purified", "score", "is_adversarial", "rejected")}
-
-    def detect(images):
-        return model.detect(images)  # cheaper than the pipeline: it purifies only for detectors that need it
-
-    archive.add_endpoint("serving_default", serve, _signature(tf.float32, model.image_shape))
-    archive.add_endpoint("serving_uint8", serve_uint8, _signature(tf.uint8, model.image_shape))
-    archive.add_endpoint("purify", purify, _signature(tf.float32, model.image_shape))
-    archive.add_endpoint("detect", detect, _signature(tf.float32, model.image_shape))
     tmp = path + ".partial"
-    # Serving never differentiates: the traced gradients of tf.custom_gradient functions (DiffPure's
-    # checkpointed sampler steps, one 0.7 MB graph each) stay out of the file.
-    archive.write_out(tmp, verbose=False, options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+    # Serving never differentiates: layers trace what only a gradient needs out of the served graph
+    # (contract.serving_graph: DiffPure's sampler becomes one loop), and the traced gradients of
+    # tf.custom_gradient functions stay out of the file.
+    with contract.serving_graph():
+        _add_endpoints(archive, model)
+        archive.write_out(tmp, verbose=False,
+                          options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
     os.replace(tmp, path)  # TF Serving never sees a half-written version
     return path
 

@@ -12,7 +12,9 @@ Its gradient is the exact gradient through every UNet call of the sampler
 averaged over the noise by EOT since the purifier is declared random.
 ``checkpoint_gradients`` recomputes each step's UNet activations in the
 backward pass (`tf.recompute_grad`), so a white-box attack's memory does
-not grow with the number of sampler steps.
+not grow with the number of sampler steps. The steps are then unrolled;
+without it, and in a graph traced for serving (`contract.serving_graph`),
+they are one `tf.while_loop`, with the same outputs.
 
 Example:
     >>> purifier = DiffusionPurifier(unet, t_star=150, steps=10)     # doctest: +SKIP
@@ -28,7 +30,7 @@ Reference:
 import keras
 import tensorflow as tf
 
-from tfdefense.defense import cost
+from tfdefense.defense import contract, cost
 from tfdefense.defense.contract import PurifierLayer
 from tfdefense.families.diffpure import schedule
 from tfdefense.defense.serialization import deserialize_parts, serialize_parts
@@ -77,9 +79,6 @@ class DiffusionPurifier(PurifierLayer):
         """One UNet call per reverse step (the forward diffusion is elementwise)."""
         return (len(self.timestep_path) - 1) * cost.forward_flops(self.unet)
 
-    def _abar_at(self, t):
-        return 1.0 if t < 0 else float(self._abar[t])
-
     def _eps(self, x_t, t):
         return tf.cast(self.unet([x_t, tf.fill([tf.shape(x_t)[0]], t)], training=False), tf.float32)
 
@@ -88,13 +87,23 @@ class DiffusionPurifier(PurifierLayer):
         x0 = tf.cast(x, tf.float32) * 2.0 - 1.0
         seed = tf.cast(seed, tf.int32)
         shape = tf.shape(x0)
-        x_t = schedule.diffuse(x0, self._abar_at(self.t_star),
+        x_t = schedule.diffuse(x0, float(self._abar[self.t_star]),
                                tf.random.stateless_normal(shape, tf.stack([seed, 0])))
-        eps_fn = tf.recompute_grad(self._eps) if self.checkpoint_gradients else self._eps
-        for k, (t, s) in enumerate(zip(self.timestep_path[:-1], self.timestep_path[1:])):
+        timesteps = tf.constant(self.timestep_path[:-1], tf.int32)
+        coefficients = tf.constant(schedule.reverse_coefficients(self.timestep_path, self._abar))
+        n = len(self.timestep_path) - 1
+
+        def step(k, x_t, eps_fn=self._eps):
             noise = tf.random.stateless_normal(shape, tf.stack([seed, k + 1]))
-            x_t = schedule.reverse_step(x_t, eps_fn(x_t, tf.constant(t, tf.int32)), self._abar_at(t),
-                                        self._abar_at(s), self.eta, noise)
+            return k + 1, schedule.reverse_step(x_t, eps_fn(x_t, timesteps[k]), coefficients[k], self.eta, noise)
+
+        if self.checkpoint_gradients and not contract.for_serving():
+            # Unrolled, each step checkpointed (tf.recompute_grad fails inside a tf.while_loop's gradient).
+            eps_fn = tf.recompute_grad(self._eps)
+            for k in range(n):
+                _, x_t = step(k, x_t, eps_fn)
+        else:  # one loop: a served graph holds one UNet call whatever the number of steps
+            _, x_t = tf.while_loop(lambda k, _: k < n, step, (tf.constant(0), x_t), maximum_iterations=n)
         return tf.clip_by_value((x_t + 1.0) / 2.0, 0.0, 1.0)
 
     def call(self, x, seed=0):

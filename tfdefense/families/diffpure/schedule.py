@@ -27,13 +27,29 @@ def diffuse(x0, abar_t, noise):
     return tf.sqrt(abar_t) * x0 + tf.sqrt(1.0 - abar_t) * noise
 
 
-def reverse_step(x_t, eps, abar_t, abar_s, eta, noise):
-    """One reverse step from abar_t to the earlier abar_s (scalars): the clipped x_0 estimate, then
-    the DDIM/DDPM update."""
-    x0 = tf.clip_by_value((x_t - tf.sqrt(1.0 - abar_t) * eps) / tf.sqrt(abar_t), -1.0, 1.0)
-    eps = (x_t - tf.sqrt(abar_t) * x0) / tf.sqrt(1.0 - abar_t)  # consistent with the clipped x_0
-    sigma = eta * tf.sqrt((1.0 - abar_s) / (1.0 - abar_t) * (1.0 - abar_t / abar_s))
-    direction = tf.sqrt(tf.maximum(1.0 - abar_s - sigma ** 2, 0.0)) * eps
+def reverse_coefficients(path, abar):
+    """The float32 scalars of each reverse step ``t -> s`` along ``path`` (an abar index of -1 is the clean
+    image, abar 1): rows ``[abar_t, 1 - abar_t, abar_s, 1 - abar_s, (1 - abar_s) / (1 - abar_t) *
+    (1 - abar_t / abar_s)]``, [len(path) - 1, 5], computed in float64 and rounded once.
+
+    Example:
+        >>> reverse_coefficients([5, -1], alpha_bars(10)).shape
+        (1, 5)
+    """
+    a = np.array([1.0 if t < 0 else float(abar[t]) for t in path], np.float64)
+    a_t, a_s = a[:-1], a[1:]
+    return np.stack([a_t, 1.0 - a_t, a_s, 1.0 - a_s, (1.0 - a_s) / (1.0 - a_t) * (1.0 - a_t / a_s)],
+                    axis=1).astype(np.float32)
+
+
+def reverse_step(x_t, eps, coefficients, eta, noise):
+    """One reverse step with one row of `reverse_coefficients`: the clipped x_0 estimate, then the
+    DDIM/DDPM update."""
+    abar_t, rest_t, abar_s, rest_s, ratio = tf.unstack(coefficients)
+    x0 = tf.clip_by_value((x_t - tf.sqrt(rest_t) * eps) / tf.sqrt(abar_t), -1.0, 1.0)
+    eps = (x_t - tf.sqrt(abar_t) * x0) / tf.sqrt(rest_t)  # consistent with the clipped x_0
+    sigma = eta * tf.sqrt(ratio)
+    direction = tf.sqrt(tf.maximum(rest_s - sigma ** 2, 0.0)) * eps
     return tf.sqrt(abar_s) * x0 + direction + sigma * noise
 
 
