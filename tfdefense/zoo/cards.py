@@ -224,16 +224,38 @@ def _cost_lines(card):
     lines = ["", "## Cost to serve (`tfdefense bench`)", "",
              f"{flops['total'] / 1e9:.3g} GFLOP per purified image"
              + (f", {flops['unflagged'] / 1e9:.3g} for an unflagged one" if "unflagged" in flops else "")
-             + f"; {cost['machine']['cpus']} CPUs, fp32 matmul {cost['matmul_gflops']['float32']} GFLOP/s; "
-             f"images: {cost.get('images', '')}.", "",
-             "| policy | images/s by batch | fraction of fp32 matmul | one image p50 in-process / exported (ms) "
-             "| export / weights | peak memory (MB) |", "|---|---|---|---|---|---|"]
+             + f"; {cost['machine']['cpus']} CPUs; images: {cost.get('images', '')}.", "",
+             "| policy | images/s by batch | fraction of fp32 matmul (its rate, GFLOP/s) "
+             "| one image p50 in-process / exported (ms) | export / weights: variables, whole | peak memory (MB) |",
+             "|---|---|---|---|---|---|"]
     for policy, r in cost["policies"].items():
+        if "error" in r:
+            lines.append(f"| {policy} | {r['error']} | | | | |")
+            continue
         latency = r["latency_ms"]["first_image"]
         served = latency.get("exported", {}).get("p50", "-")
+        size = r.get("export", {})
+        whole = round(size["saved_model_mb"] / size["weights_mb"], 2) if size.get("weights_mb") else "-"
+        matmul = r.get("fp32_matmul_gflops", cost["matmul_gflops"]["float32"])
         lines.append(f"| {policy} | {', '.join(f'{b}: {v:,.1f}' for b, v in r['images_per_s'].items())} "
-                     f"| {r['fraction_of_fp32_matmul']} | {latency['in_process']['p50']} / {served} "
-                     f"| {r.get('export', {}).get('variables_to_weights', '-')} | {r['peak_memory_mb']} |")
+                     f"| {r['fraction_of_fp32_matmul']} ({matmul}) | {latency['in_process']['p50']} / {served} "
+                     f"| {size.get('variables_to_weights', '-')}, {whole} | {r['peak_memory_mb']} |")
+    if cost.get("recommended_policy"):
+        moves = ", ".join(f"{policy} {100 * r['accuracy_move']:.2f} pt" for policy, r in cost["policies"].items()
+                          if "accuracy_move" in r)
+        images = cost.get("accuracy_images", {})
+        lines += ["", f"Accuracy against float32 on {images.get('n', '?')} eval images, clean and gray-box "
+                  f"FGSM/PGD (eps {images.get('eps', '?')}): largest move {moves or '-'}; served as "
+                  f"**{cost['recommended_policy']}** (the fastest policy within 0.5 points)."]
+    for policy, r in cost["policies"].items():
+        profile = r.get("op_profile")
+        if profile:
+            ops = ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in profile["ops"][:4])
+            heavy = profile["flop_ops"]
+            lines += ["", f"Served graph, {policy}, batch {profile['batch']} (`bench --ops`): {ops}; the "
+                      f"convolutions and matmuls take {100 * heavy['share']:.0f}% of the time"
+                      + (f" at {heavy['fraction_of_fp32_matmul']} of the fp32 matmul rate."
+                         if "fraction_of_fp32_matmul" in heavy else ".")]
     return lines
 
 

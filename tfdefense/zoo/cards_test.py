@@ -138,12 +138,21 @@ def test_card_readme_renders_the_bench_result_and_the_sanity_checks():
 
     figures = {"images_per_s": {"1": 40.0, "128": 90.5}, "fraction_of_fp32_matmul": 0.61, "peak_memory_mb": 900.0,
                "latency_ms": {"first_image": {"in_process": {"p50": 2.0}, "exported": {"p50": 2.2}}},
-               "export": {"variables_to_weights": 1.001}}
+               "export": {"variables_to_weights": 1.001, "weights_mb": 6.0, "saved_model_mb": 10.2},
+               "fp32_matmul_gflops": 148.0,
+               "op_profile": {"batch": 128, "ops": [{"op": "Conv2D", "share": 0.64}, {"op": "Mean", "share": 0.1}],
+                              "flop_ops": {"share": 0.64, "fraction_of_fp32_matmul": 0.91}}}
+    bf16 = {"error": "TypeError: no bfloat16 here"}
     card = {"measured": {"cost": {"flops_per_image": {"total": 2.5e9}, "machine": {"cpus": 2},
                                   "matmul_gflops": {"float32": 150.0}, "images": "mnist eval",
-                                  "policies": {"float32": figures}},
+                                  "recommended_policy": "float32", "accuracy_images": {"n": 300, "eps": 0.3},
+                                  "policies": {"float32": figures, "mixed_bfloat16": bf16}},
                          "sanity": {"n": 20, "white_box": {"eot": 2},
                                     "checks": {"unbounded_attack_succeeds": {"passed": False, "detail": "0.4"}}}}}
     text = "\n".join(cards._cost_lines(card) + cards._sanity_lines(card))
-    assert "2.5 GFLOP per purified image" in text and "| float32 | 1: 40.0, 128: 90.5 | 0.61 | 2.0 / 2.2 |" in text
+    assert "2.5 GFLOP per purified image" in text
+    assert "| float32 | 1: 40.0, 128: 90.5 | 0.61 (148.0) | 2.0 / 2.2 | 1.001, 1.7 | 900.0 |" in text
+    assert "| mixed_bfloat16 | TypeError: no bfloat16 here |" in text
+    assert "Conv2D 64%, Mean 10%; the convolutions and matmuls take 64% of the time at 0.91" in text
+    assert "served as **float32**" in text
     assert "FAILED unbounded_attack_succeeds: 0.4" in text
