@@ -12,7 +12,8 @@ TEMPLATE = {
     "metadata": {
         "dataset": "{dataset}",
         "description": "FM-Defense on {dataset}: {latent} disentangled codes of a combo-VAE are each "
-                       "morphed 100 times; inputs whose classifier-A label does not resist the morphs are "
+                       "morphed N times (the paper's N = 100, or fewer chosen on validation images: see "
+                       "the card); inputs whose classifier-A label does not resist the morphs are "
                        "purified by the enhanced combo-VAE (DGMM class codes) or, far from the clean "
                        "resistance profile, rejected.",
         "reported": "{reported}",

@@ -1,0 +1,139 @@
+"""Entries under an older commit of the package and under this one, side by side, printed as JSON.
+
+Each entry purifies the same eval images under both versions of the code, each version in its own
+process (the older one from a `git worktree` of ``--before``, with that commit's weights, cards and
+settings). The processes alternate, ``--rounds`` times each, and each side keeps its best round, so a
+burst of load on the machine hits both sides alike. Every process also times the fp32 matmul, so each
+side's rate is a fraction of the machine it ran on.
+
+Per entry and side: images/s at batch ``--n``, one-image p50 latency in-process, the fp32 matmul rate,
+clean accuracy, the flagged and rejected fractions, and how many labels agree between the two sides.
+
+    python benchmarks/before_after.py --before=a6f7342 --names=aegan_mnist,magnet_mnist --n=128
+
+A change of settings (FM-Defense's morph count, chosen on validation data after ``--before``) changes
+labels on purpose; a refactor that claims the same outputs should agree on every label.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def _timeit(fn, seconds, least=2):
+    fn()  # trace and warm up
+    times, start = [], time.perf_counter()
+    while len(times) < least or time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def worker(name, images_path, seconds):
+    """Runs in the process of one side: whichever `tfdefense` is first on sys.path."""
+    import tensorflow as tf
+
+    import tfdefense
+
+    data = np.load(images_path)
+    x, y = data["x"], data["y"]
+    model = tfdefense.load(name)
+    n = len(x)
+    out = model.defend(x, seed=0, batch_size=n)
+    batch = _timeit(lambda: model.defend(x, seed=0, batch_size=n), seconds)
+    single = _timeit(lambda: model.defend(x[:1], seed=0, batch_size=1), seconds / 2, least=5)
+    m = 2048
+    a = tf.random.normal([m, m])
+    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, a)))
+    mm = _timeit(lambda: matmul().numpy(), 1.0, least=5)
+    return {
+        "package": os.path.dirname(os.path.abspath(tfdefense.__file__)),
+        "images_per_s": round(n / min(batch), 2),
+        "single_image_p50_ms": round(1e3 * float(np.median(single)), 2),
+        "matmul_gflops": round(2 * m ** 3 / min(mm) / 1e9, 1),
+        "accuracy": round(float(np.mean(out["label"] == y)), 4),
+        "flagged": round(float(np.mean(out["is_adversarial"])), 4),
+        "rejected": round(float(np.mean(out["rejected"])), 4),
+        "labels": np.asarray(out["label"]).tolist(),
+    }
+
+
+def worktree(commit):
+    """A checkout of ``commit`` (code, weights and cards) beside this one, made once."""
+    sha = subprocess.check_output(["git", "-C", ROOT, "rev-parse", "--short", commit], text=True).strip()
+    path = os.path.join(tempfile.gettempdir(), f"tfdefense-before-{sha}")
+    if not os.path.isdir(path):
+        subprocess.check_call(["git", "-C", ROOT, "worktree", "add", "--detach", path, sha],
+                              stdout=subprocess.DEVNULL)
+    return sha, path
+
+
+def run_side(tree, name, images_path, seconds):
+    env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", name, images_path,
+                             str(seconds)], env=env, capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise SystemExit(f"{name} under {tree} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def compare(name, before_tree, n, rounds, seconds):
+    from tfdefense.evaluation import harness
+    from tfdefense.zoo import registry
+
+    dataset = registry.get_entry(name)["metadata"]["dataset"]
+    x, y = harness.sample(dataset, n, 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        images = os.path.join(tmp, "images.npz")
+        np.savez(images, x=np.asarray(x, np.float32), y=np.asarray(y))
+        sides = {"before": [], "after": []}
+        for _ in range(rounds):
+            sides["before"].append(run_side(before_tree, name, images, seconds))
+            sides["after"].append(run_side(ROOT, name, images, seconds))
+    best = {k: max(v, key=lambda r: r["images_per_s"]) for k, v in sides.items()}
+    agree = float(np.mean(np.equal(best["before"].pop("labels"), best["after"].pop("labels"))))
+    return {"name": name, "n": n, "dataset": dataset, "before": best["before"], "after": best["after"],
+            "speedup": round(best["after"]["images_per_s"] / best["before"]["images_per_s"], 3),
+            "matmul_normalized_speedup": round(
+                (best["after"]["images_per_s"] / best["after"]["matmul_gflops"]) /
+                (best["before"]["images_per_s"] / best["before"]["matmul_gflops"]), 3),
+            "label_agreement": round(agree, 4)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--before", required=True, help="the older commit (e.g. the one before an issue's work)")
+    p.add_argument("--names", required=True, help="entries, comma-separated")
+    p.add_argument("--n", type=int, default=128, help="eval images, one batch (default: 128)")
+    p.add_argument("--rounds", type=int, default=2, help="processes per side, alternating (default: 2)")
+    p.add_argument("--seconds", type=float, default=3.0, help="how long each timing repeats (default: 3)")
+    p.add_argument("--output", help="also write the JSON here")
+    args = p.parse_args(argv)
+    sha, tree = worktree(args.before)
+    rows = []
+    for name in args.names.split(","):
+        row = compare(name, tree, args.n, args.rounds, args.seconds)
+        row["before_commit"] = sha
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--worker":
+        sys.path.insert(0, os.environ.get("PYTHONPATH", ROOT))
+        print(json.dumps(worker(sys.argv[2], sys.argv[3], float(sys.argv[4]))))
+    else:
+        main()
