@@ -46,12 +46,14 @@ def test_a_policy_that_fails_is_recorded_and_the_others_still_run(monkeypatch):
         return model
 
     monkeypatch.setattr(bench, "_load", load)
-    monkeypatch.setattr(bench, "matmul_gflops", lambda dtype: 100.0)
+    readings = iter([100.0, 100.0, 90.0, 150.0])  # the run's own two, then before and after float32's timings
+    monkeypatch.setattr(bench, "matmul_gflops", lambda dtype: next(readings, 100.0))
     result = bench.run("tiny", batches=(2,), policies=("mixed_bfloat16", "float32"), seconds=0.0, max_runs=2,
                        exported=False)
     assert result["policies"]["mixed_bfloat16"] == {"error": "TypeError: this layer cannot run in bfloat16"}
     assert result["policies"]["float32"]["images_per_s"]["2"] > 0
-    assert result["policies"]["float32"]["fp32_matmul_gflops"] == 100.0  # measured beside the policy's timings
+    float32 = result["policies"]["float32"]
+    assert float32["fp32_matmul_gflops_before_after"] == [90.0, 150.0] and float32["fp32_matmul_gflops"] == 150.0
     with pytest.raises(RuntimeError, match="no policy ran"):
         bench.run("tiny", batches=(2,), policies=("mixed_bfloat16",), seconds=0.0, max_runs=2, exported=False)
 
