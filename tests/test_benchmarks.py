@@ -78,3 +78,37 @@ def test_analysis_benchmarks_share_their_flags():
                              capture_output=True, text=True, timeout=120)
         assert "Traceback" not in out.stderr, out.stderr  # absl's --help exits 1 by design
         assert "analysis_common:" in out.stdout and "--[no]update_card" in out.stdout
+
+
+def test_cost_table_row_reads_a_card_cost_and_marks_what_was_not_measured():
+    figures = {"images_per_s": {"1": 40.0, "128": 1234.5}, "fraction_of_fp32_matmul": 0.612,
+               "latency_ms": {"first_image": {"in_process": {"p50": 2.0}, "exported": {"p50": 2.2},
+                                              "exported_over_in_process": 1.1}},
+               "export": {"variables_to_weights": 1.001, "weights_mb": 6.0, "saved_model_mb": 6.75},
+               "op_profile": {"ops": [{"op": "_MklNativeFusedConv2D", "share": 0.64}],
+                              "flop_ops": {"fraction_of_fp32_matmul": 0.91}}}
+    cost = {"batches": [1, 128], "flops_per_image": {"total": 1.9e9}, "recommended_policy": "mixed_bfloat16",
+            "policies": {"float32": figures,
+                         "mixed_bfloat16": {"images_per_s": {"128": 2000.0}, "accuracy_move": 0.0033}}}
+    row = _module("cost_table").row("diffpure_mnist", cost)
+    assert row == ("| diffpure_mnist | 1.9 | 40.0 / 1,234.5 | 0.61 | 0.91 | FusedConv2D 64% | 2,000.0 "
+                   "| 0.3 pt, mixed_bfloat16 | 2.0 / 2.2 (1.10) | 1.00, 1.12 |")
+    bare = _module("cost_table").row("x", {"batches": [128], "flops_per_image": {"total": 1e6},
+                                           "policies": {"float32": {"images_per_s": {"128": 5.0}}}})
+    assert bare == "| x | 0.001 | - / 5.0 | - | - | - - | - | -, - | - / - (-) | -, - |"
+
+
+def test_before_after_compares_two_sides_on_the_same_labels(monkeypatch):
+    import numpy as np
+
+    from tfdefense.evaluation import harness
+
+    module = _module("before_after")
+    monkeypatch.setattr(harness, "sample", lambda dataset, n, seed: (np.zeros((n, 28, 28, 1), np.float32),
+                                                                     np.zeros(n, np.int64)))
+    sides = iter([{"images_per_s": 10.0, "matmul_gflops": 100.0, "labels": [1, 2, 3, 4]},
+                  {"images_per_s": 30.0, "matmul_gflops": 150.0, "labels": [1, 2, 3, 0]}])
+    monkeypatch.setattr(module, "run_side", lambda tree, name, images, seconds: next(sides))
+    row = module.compare("apegan_mnist", "/nowhere", n=4, rounds=1, seconds=0.0)
+    assert row["speedup"] == 3.0 and row["matmul_normalized_speedup"] == 2.0 and row["label_agreement"] == 0.75
+    assert "labels" not in row["before"] and "labels" not in row["after"]
