@@ -20,7 +20,8 @@ The morph search (Section III.C, "natural morph generation"): round t
 ``morphs`` candidates inside the normal range (in draw order) are the
 morphs; a code whose candidates never land inside (an input far off the
 manifold) takes them clipped onto the range. All morphs of a batch are one
-batched computation, decoded and classified in fixed-size chunks.
+batched computation, decoded and classified in as few chunks of at most
+``chunk`` rows as fit.
 
 Example:
     >>> detector = MorphResistanceDetector(encoder, decoder, low, high, 0.9, threshold=1.0)  # doctest: +SKIP
@@ -160,9 +161,12 @@ class MorphResistanceDetector(DetectorLayer):
         label = self._labels(x)
         codes = self.morph_codes(z, seed, morphs)
         flat = tf.reshape(codes, [-1, codes.shape[-1]])
+        # As few chunks of at most `chunk` rows as fit, evenly sized: padding every call to a full chunk
+        # made one image decode 4096 rows for its 250 morphs.
         total = tf.shape(flat)[0]
-        pad = (-total) % self.chunk
-        chunks = tf.reshape(tf.pad(flat, [[0, pad], [0, 0]]), [-1, self.chunk, codes.shape[-1]])
+        n_chunks = (total + self.chunk - 1) // self.chunk
+        size = (total + n_chunks - 1) // n_chunks
+        chunks = tf.reshape(tf.pad(flat, [[0, n_chunks * size - total], [0, 0]]), [n_chunks, size, codes.shape[-1]])
         labels = tf.map_fn(lambda c: self._labels(self.decoder(c, training=False)), chunks,
                            fn_output_signature=tf.int32, parallel_iterations=1)
         labels = tf.reshape(tf.reshape(labels, [-1])[:total], tf.shape(codes)[:3])

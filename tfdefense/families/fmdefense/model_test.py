@@ -92,6 +92,27 @@ def test_a_label_every_morph_keeps_is_fully_resistant():
     np.testing.assert_array_equal(detector.resistance(x).numpy(), np.ones((3, 3)))
 
 
+def test_morphs_are_decoded_in_the_fewest_even_chunks_with_the_same_resistance():
+    """A single image's 3 x 40 morphs are one chunk of 120 rows (they were padded to a full chunk of 4096);
+    any split gives the same resistance."""
+    keras.utils.set_random_seed(0)
+    networks = FMDefense.from_config_dict(TINY)
+    classifier = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    x, _ = testing.blob_images(2)
+    defended = build_defended(networks, classifier, low=[-1.0] * 3, high=[1.0] * 3, morphs=40)
+    detector = defended.detectors[0]
+    decode, rows, resistances = detector.decoder, [], []
+    detector.decoder = lambda z, training=False: rows[-1].append(int(z.shape[0])) or decode(z, training=training)
+    for chunk in (4096, 50, 1):
+        detector.chunk = chunk
+        rows.append([])
+        resistances.append(detector.resistance(x[:1]).numpy())  # eager: one decoder call per chunk
+    assert rows == [[120], [40, 40, 40], [1] * 120]
+    assert 0 < resistances[0].min() or resistances[0].max() < 1  # the classifier does depend on the morphs
+    np.testing.assert_array_equal(resistances[0], resistances[1])
+    np.testing.assert_array_equal(resistances[0], resistances[2])
+
+
 def test_thresholds_and_distance():
     r = np.array([[1.0, 1.0], [0.5, 1.0], [1.0, 0.2], [0.9, 1.0]])
     assert resistance_thresholds_at(r, rho=0.75) == [0.9, 1.0]
