@@ -4,7 +4,9 @@ Each entry purifies the same eval images under both versions of the code, each v
 process (the older one from a `git worktree` of ``--before``, with that commit's weights, cards and
 settings). The processes alternate, ``--rounds`` times each, and each side keeps its best round, so a
 burst of load on the machine hits both sides alike. Every process also times the fp32 matmul, so each
-side's rate is a fraction of the machine it ran on.
+side's rate is a fraction of the machine it ran on. Both sides time with this checkout's
+`tfdefense/utils/timing.py`, as `tfdefense bench` does: the median call, and the higher of
+the matmul readings right before and right after the timings.
 
 Per entry and side: images/s at batch ``--n``, one-image p50 latency in-process, the fp32 matmul rate,
 clean accuracy, the flagged and rejected fractions, and how many labels agree between the two sides.
@@ -16,12 +18,12 @@ labels on purpose; a refactor that claims the same outputs should agree on every
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -29,20 +31,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def _timeit(fn, seconds, least=2):
-    fn()  # trace and warm up
-    times, start = [], time.perf_counter()
-    while len(times) < least or time.perf_counter() - start < seconds:
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return times
+def _timing():
+    """This checkout's `tfdefense/utils/timing.py`, loaded by its path: it imports nothing of the package, so
+    both sides are timed by the same code whichever `tfdefense` a side runs."""
+    spec = importlib.util.spec_from_file_location("_timing", os.path.join(ROOT, "tfdefense", "utils", "timing.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def worker(name, images_path, seconds):
     """Runs in the process of one side: whichever `tfdefense` is first on sys.path."""
-    import tensorflow as tf
-
     import tfdefense
 
     data = np.load(images_path)
@@ -50,17 +49,15 @@ def worker(name, images_path, seconds):
     model = tfdefense.load(name)
     n = len(x)
     out = model.defend(x, seed=0, batch_size=n)
-    batch = _timeit(lambda: model.defend(x, seed=0, batch_size=n), seconds)
-    single = _timeit(lambda: model.defend(x[:1], seed=0, batch_size=1), seconds / 2, least=5)
-    m = 2048
-    a = tf.random.normal([m, m])
-    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, a)))
-    mm = _timeit(lambda: matmul().numpy(), 1.0, least=5)
+    timing = _timing()
+    (batch, single), _, matmul = timing.bracketed(lambda: (
+        timing.timings(lambda: model.defend(x, seed=0, batch_size=n), seconds, max_runs=1000),
+        timing.timings(lambda: model.defend(x[:1], seed=0, batch_size=1), seconds / 2, max_runs=1000, min_runs=5)))
     return {
         "package": os.path.dirname(os.path.abspath(tfdefense.__file__)),
-        "images_per_s": round(n / min(batch), 2),
+        "images_per_s": round(n / float(np.median(batch)), 2),
         "single_image_p50_ms": round(1e3 * float(np.median(single)), 2),
-        "matmul_gflops": round(2 * m ** 3 / min(mm) / 1e9, 1),
+        "matmul_gflops": round(matmul, 1),
         "accuracy": round(float(np.mean(out["label"] == y)), 4),
         "flagged": round(float(np.mean(out["is_adversarial"])), 4),
         "rejected": round(float(np.mean(out["rejected"])), 4),

@@ -48,8 +48,8 @@ def row(name, cost):
             f"| {_f(size.get('variables_to_weights'), '.2f')}, {_f(whole, '.2f')} |")
 
 
-HEADER = ("| entry | GFLOP / image | float32 images/s, batch 1 / 128 | fraction of fp32 matmul "
-          "| convolutions and matmuls alone | top op (share of time) | bfloat16 images/s, batch 128 "
+HEADER = ("| entry | GFLOP / image | float32 images/s, batch 1 / largest | fraction of fp32 matmul "
+          "| convolutions and matmuls alone | top op (share of time) | bfloat16 images/s, largest batch "
           "| bfloat16 accuracy move, served as | one image p50 ms, in-process / exported (ratio) "
           "| export / weights: variables, whole |\n|---|---|---|---|---|---|---|---|---|---|")
 

@@ -15,7 +15,6 @@ initialised one of the same architecture (speed does not depend on weights).
 import json
 import os
 import platform
-import time
 
 from absl import app, flags
 
@@ -31,26 +30,13 @@ flags.DEFINE_boolean("profile_layers", True, "Time each decoder layer (forward +
 FLAGS = flags.FLAGS
 
 
-def _timeit(fn, min_seconds):
-    fn()  # trace and warm up
-    runs, start = 0, time.perf_counter()
-    while True:
-        fn()
-        runs += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds and runs >= 2:
-            return elapsed / runs
+def _seconds(fn, min_seconds):
+    """Median seconds per call of ``fn`` after a warm-up (the package's timer, as `tfdefense bench` uses)."""
+    import numpy as np
 
+    from tfdefense.utils import timing
 
-def matmul_gflops(dtype, min_seconds):
-    import tensorflow as tf
-
-    n = 2048
-    a = tf.random.normal([n, n], dtype=tf.float32)
-    a, b = tf.cast(a, dtype), tf.cast(tf.transpose(a), dtype)
-    fn = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-    seconds = _timeit(lambda: fn().numpy(), min_seconds)
-    return 2 * n ** 3 / seconds / 1e9
+    return float(np.median(timing.timings(fn, min_seconds, max_runs=1000)))
 
 
 def layer_profile(decoder, batch, gflops_matmul, min_seconds):
@@ -72,7 +58,7 @@ def layer_profile(decoder, batch, gflops_matmul, min_seconds):
                 loss = tf.reduce_sum(tf.square(tf.cast(out, tf.float32)))
             return out, tape.gradient(loss, v)
 
-        seconds = _timeit(lambda v=h, step=step: step(v)[1].numpy(), min_seconds / 4)
+        seconds = _seconds(lambda v=h, step=step: step(v)[1].numpy(), min_seconds / 4)
         per_image = 2 * cost.layer_flops(layer)  # forward + input gradient
         rate = per_image * batch / seconds / 1e9
         rows.append({"layer": layer.name, "ms": round(1e3 * seconds, 2), "flops_per_image": per_image,
@@ -108,6 +94,7 @@ def main(argv):
     import tensorflow as tf
 
     from tfdefense.defense import cost
+    from tfdefense.utils import timing
 
     batches = [int(b) for b in FLAGS.batches.split(",")]
     result = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
@@ -116,13 +103,13 @@ def main(argv):
         keras.config.set_dtype_policy(policy)
         purifier, source = build_purifier(FLAGS.model, FLAGS.steps)
         compute = "bfloat16" if "bfloat16" in policy else "float32"
-        gflops = matmul_gflops(getattr(tf, compute), FLAGS.min_seconds)
+        gflops = timing.matmul_gflops(compute, FLAGS.min_seconds)
         flops = cost.search_flops(purifier.decoder, purifier.encoder, purifier.steps, purifier.restarts)
         entry = {"decoder": source, "matmul_2048_gflops": round(gflops, 1),
                  "flops_per_image": int(flops), "by_batch": {}}
         for batch in batches:
             x = tf.constant(np.random.default_rng(0).random((batch, 28, 28, 1), dtype=np.float32))
-            seconds = _timeit(lambda: purifier(x)["images"].numpy(), FLAGS.min_seconds)
+            seconds = _seconds(lambda: purifier(x)["images"].numpy(), FLAGS.min_seconds)
             rate = batch / seconds
             entry["by_batch"][str(batch)] = {
                 "images_per_s": round(rate, 1), "achieved_gflops": round(rate * flops / 1e9, 1),

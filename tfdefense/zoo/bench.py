@@ -47,38 +47,10 @@ import tensorflow as tf
 
 from tfdefense import datasets
 from tfdefense.utils import progress
+from tfdefense.utils import timing
 from tfdefense.zoo import calibration, cards, export, registry, store
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
-
-
-def paired_timings(fns, seconds=2.0, max_runs=50, min_runs=2):
-    """Seconds per call of each of ``fns`` after one warm-up call each, called in turn (the order reversed
-    every other round) so that a drifting load on the machine falls on all of them alike: at least
-    ``min_runs`` rounds, then until ``seconds`` have passed or ``max_runs`` rounds were made."""
-    for fn in fns:
-        fn()
-    out, start = [[] for _ in fns], time.perf_counter()
-    while len(out[0]) < min_runs or (len(out[0]) < max_runs and time.perf_counter() - start < seconds):
-        order = range(len(fns)) if len(out[0]) % 2 == 0 else reversed(range(len(fns)))
-        for i in order:
-            t = time.perf_counter()
-            fns[i]()
-            out[i].append(time.perf_counter() - t)
-    return out
-
-
-def timings(fn, seconds=2.0, max_runs=50, min_runs=2):
-    """Seconds per call of ``fn`` (`paired_timings` of one function)."""
-    return paired_timings([fn], seconds, max_runs, min_runs)[0]
-
-
-def matmul_gflops(dtype="float32", seconds=1.0, n=2048):
-    """This machine's matmul rate (GFLOP/s) for an [n, n] x [n, n] product in ``dtype``."""
-    a = tf.cast(tf.random.stateless_normal([n, n], [0, 0]), dtype)
-    b = tf.transpose(a)
-    fn = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
-    return 2 * n ** 3 / float(np.median(timings(lambda: fn().numpy(), seconds))) / 1e9
 
 
 def reset_peak_memory():
@@ -215,19 +187,17 @@ def measure_policy(model, x, batches, matmul=None, seconds=2.0, max_runs=50, exp
     an entry reaches is divided by the rate measured beside it, and one slow reading (102 against the usual
     200 GFLOP/s here) cannot inflate the fraction."""
     flops = model.flops()
-    out = {"images_per_s": {}}
-    bracket = [] if matmul is None else [matmul]
-    if matmul is None:
-        bracket.append(round(matmul_gflops("float32"), 1))
-    for b in batches:
-        xb = x[:b]
-        per_call = timings(lambda xb=xb: model.defend(xb, batch_size=b), seconds, max_runs)
-        out["images_per_s"][str(b)] = round(b / float(np.median(per_call)), 2)
-    if matmul is None:
-        bracket.append(round(matmul_gflops("float32"), 1))
-        out["fp32_matmul_gflops_before_after"] = bracket
-    # The higher reading: a transient slowdown of one matmul reading must not inflate the fraction.
-    matmul = out["fp32_matmul_gflops"] = max(bracket)
+
+    def batch_rates():
+        per_call = {b: timing.timings(lambda b=b: model.defend(x[:b], batch_size=b), seconds, max_runs)
+                    for b in batches}
+        return {str(b): round(b / float(np.median(t)), 2) for b, t in per_call.items()}
+
+    out = {}
+    out["images_per_s"], readings, matmul = timing.bracketed(batch_rates, matmul)
+    if len(readings) > 1:
+        out["fp32_matmul_gflops_before_after"] = readings
+    out["fp32_matmul_gflops"] = matmul
     largest = max(batches)
     outputs = model.defend(x[:largest], batch_size=largest)
     flagged = float(np.mean(outputs["is_adversarial"]))
@@ -250,7 +220,7 @@ def measure_policy(model, x, batches, matmul=None, seconds=2.0, max_runs=50, exp
             out["latency_ms"] = {}
             for key, one in singles.items():
                 images = tf.constant(one)
-                local, remote = paired_timings([lambda one=one: model.defend(one),
+                local, remote = timing.paired_timings([lambda one=one: model.defend(one),
                                                 lambda images=images: serve(images=images)["label"].numpy()],
                                                2 * seconds, max_runs)
                 out["latency_ms"][key] = latency = {"in_process": _percentiles_ms(local),
@@ -260,7 +230,7 @@ def measure_policy(model, x, batches, matmul=None, seconds=2.0, max_runs=50, exp
                 out["op_profile"] = op_profile(path, x[:largest], executed * largest, matmul)
         out["export"] = sizes
     else:
-        out["latency_ms"] = {key: {"in_process": _percentiles_ms(timings(lambda one=one: model.defend(one), seconds,
+        out["latency_ms"] = {key: {"in_process": _percentiles_ms(timing.timings(lambda one=one: model.defend(one), seconds,
                                                                          max_runs))}
                              for key, one in singles.items()}
     out["pipeline_traces"] = model.tracing_count  # at most 2 (one per new shape, then one generalized trace)
@@ -336,7 +306,7 @@ def run(name, source=None, batches=(1, 128), policies=("float32",), seconds=2.0,
         raise ValueError(f"batch sizes must be >= 1, got {batches}.")
     if update_card:
         store.card_folder(name, source)  # a read-only card fails now, not after the timings
-    matmul = {"float32": round(matmul_gflops("float32"), 1), "bfloat16": round(matmul_gflops("bfloat16"), 1)}
+    matmul = {"float32": round(timing.matmul_gflops("float32"), 1), "bfloat16": round(timing.matmul_gflops("bfloat16"), 1)}
     result = {"name": name, "batches": batches, "overrides": overrides, "matmul_gflops": matmul,
               "machine": {"cpus": os.cpu_count(), "processor": platform.machine(), "tensorflow": tf.__version__,
                           "keras": keras.__version__}, "policies": {}}

@@ -8,6 +8,7 @@ import pytest
 from tfdefense.defense import networks
 from tfdefense.families.aegan.defended import build_defended
 from tfdefense.families.classifiers import builders as cbuilders
+from tfdefense.utils import timing
 from tfdefense.zoo import bench
 
 
@@ -47,7 +48,7 @@ def test_a_policy_that_fails_is_recorded_and_the_others_still_run(monkeypatch):
 
     monkeypatch.setattr(bench, "_load", load)
     readings = iter([100.0, 100.0, 90.0, 150.0])  # the run's own two, then before and after float32's timings
-    monkeypatch.setattr(bench, "matmul_gflops", lambda dtype: next(readings, 100.0))
+    monkeypatch.setattr(timing, "matmul_gflops", lambda dtype: next(readings, 100.0))
     result = bench.run("tiny", batches=(2,), policies=("mixed_bfloat16", "float32"), seconds=0.0, max_runs=2,
                        exported=False)
     assert result["policies"]["mixed_bfloat16"] == {"error": "TypeError: this layer cannot run in bfloat16"}
@@ -66,7 +67,7 @@ def test_policy_accuracy_on_the_same_inputs_decides_the_recommended_policy(monke
     x, _ = testing.blob_images(6)
     y = np.asarray(model.defend(x)["label"])  # the float32 labels: clean accuracy 1.0
     monkeypatch.setattr(bench, "_load", lambda name, source, policy, overrides: model)
-    monkeypatch.setattr(bench, "matmul_gflops", lambda dtype: 100.0)
+    monkeypatch.setattr(timing, "matmul_gflops", lambda dtype: 100.0)
     monkeypatch.setattr(bench, "labelled_images", lambda name, n: (x[:n], y[:n]))
     result = bench.run("tiny", batches=(2,), policies=("float32", "mixed_bfloat16"), seconds=0.0, max_runs=2,
                        exported=False, accuracy_n=6)
@@ -78,17 +79,6 @@ def test_policy_accuracy_on_the_same_inputs_decides_the_recommended_policy(monke
     assert bench.recommended_policy(result) == "float32"
     bf16["accuracy_move"], bf16["images_per_s"]["2"] = 0.005, f32["images_per_s"]["2"] + 1
     assert bench.recommended_policy(result) == "mixed_bfloat16"
-
-
-def test_timings_are_bounded_in_count():
-    calls = []
-    assert len(bench.timings(lambda: calls.append(1), seconds=60, max_runs=3)) == 3 and len(calls) == 4
-
-
-def test_paired_timings_alternate_their_functions_and_reverse_the_order():
-    calls = []
-    a, b = bench.paired_timings([lambda: calls.append("a"), lambda: calls.append("b")], seconds=60, max_runs=3)
-    assert len(a) == len(b) == 3 and "".join(calls) == "ab" + "ab" + "ba" + "ab"
 
 
 @pytest.mark.pretrained
