@@ -11,7 +11,8 @@ the matmul readings right before and right after the timings.
 Per entry and side: images/s at batch ``--n``, one-image p50 latency in-process, the fp32 matmul rate,
 clean accuracy, the flagged and rejected fractions, and how many labels agree between the two sides.
 
-    python benchmarks/before_after.py --before=a6f7342 --names=aegan_mnist,magnet_mnist --n=128
+    python benchmarks/before_after.py --before=a6f7342 --names=aegan_mnist,magnet_mnist --n=128 --output=ba.json
+    python benchmarks/before_after.py --markdown=ba.json     # the markdown table of docs/serving.md
 
 A change of settings (FM-Defense's morph count, chosen on validation data after ``--before``) changes
 labels on purpose; a refactor that claims the same outputs should agree on every label.
@@ -107,15 +108,40 @@ def compare(name, before_tree, n, rounds, seconds):
             "label_agreement": round(agree, 4)}
 
 
+HEADER = ("| entry | n | before images/s | after images/s | speedup | divided by each side's matmul rate "
+          "| one image p50 ms, before / after | accuracy before / after | flagged before / after | labels that agree |"
+          "\n|---|---|---|---|---|---|---|---|---|---|")
+
+
+def markdown(rows):
+    """The side-by-side table of `compare` rows, one markdown row per entry (docs/serving.md)."""
+    lines = [HEADER]
+    for r in rows:
+        b, a = r["before"], r["after"]
+        lines.append(f"| {r['name']} | {r['n']} | {b['images_per_s']:,.1f} | {a['images_per_s']:,.1f} "
+                     f"| {r['speedup']:.2f}x | {r['matmul_normalized_speedup']:.2f}x "
+                     f"| {b['single_image_p50_ms']:.1f} / {a['single_image_p50_ms']:.1f} "
+                     f"| {b['accuracy']:.3f} / {a['accuracy']:.3f} | {b['flagged']:.3f} / {a['flagged']:.3f} "
+                     f"| {r['label_agreement']:.3f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--before", required=True, help="the older commit (e.g. the one before an issue's work)")
-    p.add_argument("--names", required=True, help="entries, comma-separated")
+    p.add_argument("--before", help="the older commit (e.g. the one before an issue's work)")
+    p.add_argument("--names", help="entries, comma-separated")
+    p.add_argument("--markdown", metavar="JSON", help="print the table of a JSON this script wrote, and stop")
     p.add_argument("--n", type=int, default=128, help="eval images, one batch (default: 128)")
     p.add_argument("--rounds", type=int, default=2, help="processes per side, alternating (default: 2)")
     p.add_argument("--seconds", type=float, default=3.0, help="how long each timing repeats (default: 3)")
     p.add_argument("--output", help="also write the JSON here")
     args = p.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown) as f:
+            print(markdown(json.load(f)))
+        return
+    if not (args.before and args.names):
+        p.error("--before and --names are required (or --markdown=JSON)")
     sha, tree = worktree(args.before)
     rows = []
     for name in args.names.split(","):

@@ -112,3 +112,7 @@ def test_before_after_compares_two_sides_on_the_same_labels(monkeypatch):
     row = module.compare("apegan_mnist", "/nowhere", n=4, rounds=1, seconds=0.0)
     assert row["speedup"] == 3.0 and row["matmul_normalized_speedup"] == 2.0 and row["label_agreement"] == 0.75
     assert "labels" not in row["before"] and "labels" not in row["after"]
+    for side in ("before", "after"):
+        row[side].update(single_image_p50_ms=5.0, accuracy=1.0, flagged=0.0)
+    table = module.markdown([row]).splitlines()
+    assert len(table) == 3 and table[2].startswith("| apegan_mnist | 4 | 10.0 | 30.0 | 3.00x | 2.00x |")
