@@ -13,6 +13,10 @@ clean accuracy, the flagged and rejected fractions, and how many labels agree be
 
     python benchmarks/before_after.py --before=a6f7342 --names=aegan_mnist,magnet_mnist --n=128 --output=ba.json
     python benchmarks/before_after.py --markdown=ba.json     # the markdown table of docs/serving.md
+    python benchmarks/before_after.py --before=a6f7342 --names=fmdefense_mnist --n=32 --after_policy=recommended
+
+With ``--after_policy=recommended`` the after side runs as `tfdefense export` serves it, under the dtype
+policy its card recommends (bfloat16 where accuracy moved by at most half a point).
 
 A change of settings (FM-Defense's morph count, chosen on validation data after ``--before``) changes
 labels on purpose; a refactor that claims the same outputs should agree on every label.
@@ -41,13 +45,14 @@ def _timing():
     return module
 
 
-def worker(name, images_path, seconds):
-    """Runs in the process of one side: whichever `tfdefense` is first on sys.path."""
+def worker(name, images_path, seconds, policy=""):
+    """Runs in the process of one side: whichever `tfdefense` is first on sys.path, under dtype ``policy``
+    ("recommended": the card's; empty: the package's default)."""
     import tfdefense
 
     data = np.load(images_path)
     x, y = data["x"], data["y"]
-    model = tfdefense.load(name)
+    model = tfdefense.load(name, **({"dtype_policy": policy} if policy else {}))
     n = len(x)
     out = model.defend(x, seed=0, batch_size=n)
     timing = _timing()
@@ -76,16 +81,16 @@ def worktree(commit):
     return sha, path
 
 
-def run_side(tree, name, images_path, seconds):
+def run_side(tree, name, images_path, seconds, policy=""):
     env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", name, images_path,
-                             str(seconds)], env=env, capture_output=True, text=True, check=False)
+                             str(seconds), policy], env=env, capture_output=True, text=True, check=False)
     if result.returncode:
-        raise SystemExit(f"{name} under {tree} failed:\n{result.stderr[-3000:]}")
+        raise RuntimeError(f"{name} under {tree} failed: {result.stderr.strip().splitlines()[-1][:400]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def compare(name, before_tree, n, rounds, seconds):
+def compare(name, before_tree, n, rounds, seconds, after_policy=""):
     from tfdefense.evaluation import harness
     from tfdefense.zoo import registry
 
@@ -97,10 +102,10 @@ def compare(name, before_tree, n, rounds, seconds):
         sides = {"before": [], "after": []}
         for _ in range(rounds):
             sides["before"].append(run_side(before_tree, name, images, seconds))
-            sides["after"].append(run_side(ROOT, name, images, seconds))
+            sides["after"].append(run_side(ROOT, name, images, seconds, after_policy))
     best = {k: max(v, key=lambda r: r["images_per_s"]) for k, v in sides.items()}
     agree = float(np.mean(np.equal(best["before"].pop("labels"), best["after"].pop("labels"))))
-    return {"name": name, "n": n, "dataset": dataset, "before": best["before"], "after": best["after"],
+    return {"name": name, "n": n, "dataset": dataset, "after_policy": after_policy or "default", "before": best["before"], "after": best["after"],
             "speedup": round(best["after"]["images_per_s"] / best["before"]["images_per_s"], 3),
             "matmul_normalized_speedup": round(
                 (best["after"]["images_per_s"] / best["after"]["matmul_gflops"]) /
@@ -117,6 +122,9 @@ def markdown(rows):
     """The side-by-side table of `compare` rows, one markdown row per entry (docs/serving.md)."""
     lines = [HEADER]
     for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['name']} | {r['n']} | not run: {r['error']} |" + " |" * 7)
+            continue
         b, a = r["before"], r["after"]
         lines.append(f"| {r['name']} | {r['n']} | {b['images_per_s']:,.1f} | {a['images_per_s']:,.1f} "
                      f"| {r['speedup']:.2f}x | {r['matmul_normalized_speedup']:.2f}x "
@@ -134,6 +142,8 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=128, help="eval images, one batch (default: 128)")
     p.add_argument("--rounds", type=int, default=2, help="processes per side, alternating (default: 2)")
     p.add_argument("--seconds", type=float, default=3.0, help="how long each timing repeats (default: 3)")
+    p.add_argument("--after_policy", default="", help="dtype policy of the after side: 'recommended' (the card's, "
+                   "as `tfdefense export` serves it), a Keras policy, or empty for the default (float32)")
     p.add_argument("--output", help="also write the JSON here")
     args = p.parse_args(argv)
     if args.markdown:
@@ -145,18 +155,21 @@ def main(argv=None):
     sha, tree = worktree(args.before)
     rows = []
     for name in args.names.split(","):
-        row = compare(name, tree, args.n, args.rounds, args.seconds)
+        try:
+            row = compare(name, tree, args.n, args.rounds, args.seconds, args.after_policy)
+        except RuntimeError as error:  # e.g. an entry not yet published at --before: the others still run
+            row = {"name": name, "n": args.n, "error": str(error)}
         row["before_commit"] = sha
         rows.append(row)
         print(json.dumps(row), flush=True)
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(rows, f, indent=1)
+        if args.output:  # after every entry: a run killed midway keeps what it measured
+            with open(args.output, "w") as f:
+                json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--worker":
+    if len(sys.argv) == 6 and sys.argv[1] == "--worker":
         sys.path.insert(0, os.environ.get("PYTHONPATH", ROOT))
-        print(json.dumps(worker(sys.argv[2], sys.argv[3], float(sys.argv[4]))))
+        print(json.dumps(worker(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5])))
     else:
         main()

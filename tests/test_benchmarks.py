@@ -108,7 +108,7 @@ def test_before_after_compares_two_sides_on_the_same_labels(monkeypatch):
                                                                      np.zeros(n, np.int64)))
     sides = iter([{"images_per_s": 10.0, "matmul_gflops": 100.0, "labels": [1, 2, 3, 4]},
                   {"images_per_s": 30.0, "matmul_gflops": 150.0, "labels": [1, 2, 3, 0]}])
-    monkeypatch.setattr(module, "run_side", lambda tree, name, images, seconds: next(sides))
+    monkeypatch.setattr(module, "run_side", lambda tree, name, images, seconds, policy="": next(sides))
     row = module.compare("apegan_mnist", "/nowhere", n=4, rounds=1, seconds=0.0)
     assert row["speedup"] == 3.0 and row["matmul_normalized_speedup"] == 2.0 and row["label_agreement"] == 0.75
     assert "labels" not in row["before"] and "labels" not in row["after"]
@@ -116,3 +116,5 @@ def test_before_after_compares_two_sides_on_the_same_labels(monkeypatch):
         row[side].update(single_image_p50_ms=5.0, accuracy=1.0, flagged=0.0)
     table = module.markdown([row]).splitlines()
     assert len(table) == 3 and table[2].startswith("| apegan_mnist | 4 | 10.0 | 30.0 | 3.00x | 2.00x |")
+    missing = module.markdown([{"name": "new_entry", "n": 4, "error": "no weights at that commit"}]).splitlines()[2]
+    assert missing.startswith("| new_entry | 4 | not run: no weights at that commit |") and missing.count("|") == 11
