@@ -123,10 +123,13 @@ def markdown(rows):
     lines = [HEADER]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['name']} | {r['n']} | not run: {r['error']} |" + " |" * 7)
+            reason = r["error"].split("Error: ")[-1].split(". ")[0]  # the exception's first sentence
+            lines.append(f"| {r['name']} | {r['n']} | not run: {reason} |" + " |" * 7)
             continue
         b, a = r["before"], r["after"]
-        lines.append(f"| {r['name']} | {r['n']} | {b['images_per_s']:,.1f} | {a['images_per_s']:,.1f} "
+        policy = r.get("after_policy", "default")
+        name = r["name"] if policy == "default" else f"{r['name']} (after: {policy} dtype policy)"
+        lines.append(f"| {name} | {r['n']} | {b['images_per_s']:,.1f} | {a['images_per_s']:,.1f} "
                      f"| {r['speedup']:.2f}x | {r['matmul_normalized_speedup']:.2f}x "
                      f"| {b['single_image_p50_ms']:.1f} / {a['single_image_p50_ms']:.1f} "
                      f"| {b['accuracy']:.3f} / {a['accuracy']:.3f} | {b['flagged']:.3f} / {a['flagged']:.3f} "

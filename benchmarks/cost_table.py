@@ -4,8 +4,9 @@
     python benchmarks/cost_table.py [--names=a,b]
 
 Columns: GFLOP per image; float32 images/s at batch 1 and at the largest batch; the fraction of the fp32
-matmul rate measured beside the timings (all of the pipeline, and its convolutions and matmuls alone in
-the served graph's op profile); the op that takes most of the served graph's time; bfloat16 images/s;
+matmul rate measured beside the timings, for all of the pipeline with that rate beside it (machines of one
+kind differ: read absolute images/s against it), and for its convolutions and matmuls alone in the
+served graph's op profile; the op that takes most of the served graph's time; bfloat16 images/s;
 bfloat16's largest accuracy move against float32 and the policy the card recommends; one image's p50
 in-process and through the exported SavedModel; the export's size over the float32 weights'.
 """
@@ -38,7 +39,7 @@ def row(name, cost):
     move = _get(bf16, "accuracy_move")
     return (f"| {name} | {cost['flops_per_image']['total'] / 1e9:.3g} "
             f"| {_f(_get(f32, 'images_per_s', '1'), ',.1f')} / {_f(_get(f32, 'images_per_s', largest), ',.1f')} "
-            f"| {_f(f32.get('fraction_of_fp32_matmul'), '.2f')} "
+            f"| {_f(f32.get('fraction_of_fp32_matmul'), '.2f')} ({_f(f32.get('fp32_matmul_gflops'), '.0f')}) "
             f"| {_f(_get(profile, 'flop_ops', 'fraction_of_fp32_matmul'), '.2f')} "
             f"| {top.get('op', '-').replace('_MklNative', '').replace('_Mkl', '')} {_f(top.get('share'), '.0%')} "
             f"| {_f(_get(bf16, 'images_per_s', largest), ',.1f')} "
@@ -48,7 +49,8 @@ def row(name, cost):
             f"| {_f(size.get('variables_to_weights'), '.2f')}, {_f(whole, '.2f')} |")
 
 
-HEADER = ("| entry | GFLOP / image | float32 images/s, batch 1 / largest | fraction of fp32 matmul "
+HEADER = ("| entry | GFLOP / image | float32 images/s, batch 1 / largest "
+          "| fraction of fp32 matmul (its GFLOP/s) "
           "| convolutions and matmuls alone | top op (share of time) | bfloat16 images/s, largest batch "
           "| bfloat16 accuracy move, served as | one image p50 ms, in-process / exported (ratio) "
           "| export / weights: variables, whole |\n|---|---|---|---|---|---|---|---|---|---|")

@@ -81,7 +81,7 @@ def test_analysis_benchmarks_share_their_flags():
 
 
 def test_cost_table_row_reads_a_card_cost_and_marks_what_was_not_measured():
-    figures = {"images_per_s": {"1": 40.0, "128": 1234.5}, "fraction_of_fp32_matmul": 0.612,
+    figures = {"images_per_s": {"1": 40.0, "128": 1234.5}, "fraction_of_fp32_matmul": 0.612, "fp32_matmul_gflops": 204.9,
                "latency_ms": {"first_image": {"in_process": {"p50": 2.0}, "exported": {"p50": 2.2},
                                               "exported_over_in_process": 1.1}},
                "export": {"variables_to_weights": 1.001, "weights_mb": 6.0, "saved_model_mb": 6.75},
@@ -91,11 +91,11 @@ def test_cost_table_row_reads_a_card_cost_and_marks_what_was_not_measured():
             "policies": {"float32": figures,
                          "mixed_bfloat16": {"images_per_s": {"128": 2000.0}, "accuracy_move": 0.0033}}}
     row = _module("cost_table").row("diffpure_mnist", cost)
-    assert row == ("| diffpure_mnist | 1.9 | 40.0 / 1,234.5 | 0.61 | 0.91 | FusedConv2D 64% | 2,000.0 "
+    assert row == ("| diffpure_mnist | 1.9 | 40.0 / 1,234.5 | 0.61 (205) | 0.91 | FusedConv2D 64% | 2,000.0 "
                    "| 0.3 pt, mixed_bfloat16 | 2.0 / 2.2 (1.10) | 1.00, 1.12 |")
     bare = _module("cost_table").row("x", {"batches": [128], "flops_per_image": {"total": 1e6},
                                            "policies": {"float32": {"images_per_s": {"128": 5.0}}}})
-    assert bare == "| x | 0.001 | - / 5.0 | - | - | - - | - | -, - | - / - (-) | -, - |"
+    assert bare == "| x | 0.001 | - / 5.0 | - (-) | - | - - | - | -, - | - / - (-) | -, - |"
 
 
 def test_before_after_compares_two_sides_on_the_same_labels(monkeypatch):
@@ -116,5 +116,5 @@ def test_before_after_compares_two_sides_on_the_same_labels(monkeypatch):
         row[side].update(single_image_p50_ms=5.0, accuracy=1.0, flagged=0.0)
     table = module.markdown([row]).splitlines()
     assert len(table) == 3 and table[2].startswith("| apegan_mnist | 4 | 10.0 | 30.0 | 3.00x | 2.00x |")
-    missing = module.markdown([{"name": "new_entry", "n": 4, "error": "no weights at that commit"}]).splitlines()[2]
+    missing = module.markdown([{"name": "new_entry", "n": 4, "error": "new_entry under /t failed: WeightsError: no weights at that commit. Train it"}]).splitlines()[2]
     assert missing.startswith("| new_entry | 4 | not run: no weights at that commit |") and missing.count("|") == 11
